@@ -1,0 +1,3 @@
+"""tinyc: Keras/TFLite models to bit-exact fixed-point C for microcontrollers."""
+
+__version__ = "0.1.0"

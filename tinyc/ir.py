@@ -1,0 +1,151 @@
+"""The graph IR: tensors, quantization, ops, in topological order.
+
+Plain dataclasses, no behaviour beyond small queries. Passes take a Graph and return a new
+one (see `Graph.copy`). Op kinds and attribute names follow the TFLite schema, normalised:
+
+  CONV_2D            stride_h, stride_w, dilation_h, dilation_w, padding ('SAME'|'VALID'),
+                     activation ('NONE'|'RELU'|'RELU6'|'RELU_N1_TO_1')
+  DEPTHWISE_CONV_2D  the same + depth_multiplier
+  FULLY_CONNECTED    activation, keep_num_dims
+  ADD, MUL           activation
+  AVERAGE_POOL_2D, MAX_POOL_2D
+                     stride_h, stride_w, filter_h, filter_w, padding, activation
+  MEAN               keep_dims (axes are the constant second input)
+  PAD                (paddings are the constant second input)
+  CONCATENATION      axis (normalised to >= 0), activation
+  RESHAPE            (new shape is the output tensor's shape)
+  SOFTMAX            beta
+  LOGISTIC, QUANTIZE, DEQUANTIZE   no attributes
+
+Shapes are NHWC as in TFLite. Optional op inputs that are absent are -1.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# dtype names used in the IR, with their numpy and C spellings and byte sizes.
+DTYPES = {
+    "int8": (np.int8, "int8_t", 1),
+    "uint8": (np.uint8, "uint8_t", 1),
+    "int16": (np.int16, "int16_t", 2),
+    "int32": (np.int32, "int32_t", 4),
+    "int64": (np.int64, "int64_t", 8),
+    "float32": (np.float32, "float", 4),
+    "bool": (np.bool_, "bool", 1),
+}
+
+
+def np_dtype(dtype: str):
+    return DTYPES[dtype][0]
+
+
+def c_type(dtype: str) -> str:
+    return DTYPES[dtype][1]
+
+
+def dtype_size(dtype: str) -> int:
+    return DTYPES[dtype][2]
+
+
+@dataclass
+class QuantParams:
+    """Affine quantization: real = scale * (q - zero_point).
+
+    `scale` and `zero_point` are 1-D arrays: length 1 for per-tensor, one entry per slice of
+    `axis` for per-axis (per-channel) quantization. Scales are float32 as stored in .tflite;
+    kernels derive their multipliers from them exactly as TFLite does.
+    """
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int = 0
+
+    def __post_init__(self):
+        self.scale = np.atleast_1d(np.asarray(self.scale, dtype=np.float32))
+        self.zero_point = np.atleast_1d(np.asarray(self.zero_point, dtype=np.int64))
+
+    @property
+    def per_axis(self) -> bool:
+        return self.scale.size > 1
+
+    @property
+    def s(self) -> float:
+        """The per-tensor scale (error if per-axis)."""
+        assert not self.per_axis, "per-axis quantization has no single scale"
+        return float(self.scale[0])
+
+    @property
+    def zp(self) -> int:
+        assert self.zero_point.size == 1 or not np.any(self.zero_point), "per-axis zero points"
+        return int(self.zero_point[0])
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: QuantParams | None = None
+    data: np.ndarray | None = None  # constant data (weights, bias, shapes) or None
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * dtype_size(self.dtype)
+
+
+@dataclass
+class Op:
+    kind: str
+    inputs: list[int]
+    outputs: list[int]
+    attrs: dict = field(default_factory=dict)
+    name: str = ""
+
+
+@dataclass
+class Graph:
+    tensors: list[Tensor]
+    ops: list[Op]
+    inputs: list[int]
+    outputs: list[int]
+    name: str = "model"
+    # Free-form facts carried along (source file, converter version, ...).
+    meta: dict = field(default_factory=dict)
+
+    def copy(self) -> "Graph":
+        return _copy.deepcopy(self)
+
+    def tensor(self, index: int) -> Tensor:
+        return self.tensors[index]
+
+    def producers(self) -> dict[int, int]:
+        """tensor index -> index of the op that writes it."""
+        return {t: i for i, op in enumerate(self.ops) for t in op.outputs}
+
+    def consumers(self) -> dict[int, list[int]]:
+        """tensor index -> indices of the ops that read it."""
+        out: dict[int, list[int]] = {}
+        for i, op in enumerate(self.ops):
+            for t in op.inputs:
+                if t >= 0:
+                    out.setdefault(t, []).append(i)
+        return out
+
+    def op_kinds(self) -> list[str]:
+        seen: list[str] = []
+        for op in self.ops:
+            if op.kind not in seen:
+                seen.append(op.kind)
+        return seen
