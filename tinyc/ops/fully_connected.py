@@ -21,7 +21,7 @@ def check_fully_connected(graph, op):
         raise UnsupportedError(f"FULLY_CONNECTED '{op.name}' has non-constant weights; tinyc needs them constant")
     if len(op.inputs) > 2 and op.inputs[2] >= 0 and graph.tensors[op.inputs[2]].dtype != "int32":
         raise UnsupportedError(f"FULLY_CONNECTED '{op.name}' has a {graph.tensors[op.inputs[2]].dtype} bias; int32 expected")
-    if op.attrs.get("weights_format", "DEFAULT") != "DEFAULT":
+    if op.attrs.get("weights_format", 0) != 0:
         raise UnsupportedError(f"FULLY_CONNECTED '{op.name}' uses shuffled weights, which tinyc does not support")
 
 

@@ -92,3 +92,134 @@ def activation_range_s8(activation: str, scale: float, zero_point: int,
 def dtype_range(dtype: str) -> tuple[int, int]:
     info = np.iinfo({"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32}[dtype])
     return int(info.min), int(info.max)
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing quantization parameters (what the TFLite converter does at post-training
+# quantization). The converter's MLIR quantizer works in double and then, with its
+# `legacy_float_scale` setting (on for post-training quantization), recomputes every scale in
+# float32 (DownCastScale in quantization_utils.cc). The functions below follow that order of
+# operations so that they reproduce the converter's scales, zero points and int8/int32 values
+# bit for bit (tests/test_quantize_math.py checks them against converter output).
+# --------------------------------------------------------------------------------------------
+
+NEAR_ZERO_TOLERANCE = 1e-6  # kNearZeroTolerance: smaller ranges are widened to this
+
+
+def _widen_tiny_range(rmin: float, rmax: float) -> tuple[float, float]:
+    """ExpandVerySmallRange: a range narrower than 1e-6 becomes at least [-5e-7, 5e-7]."""
+    if rmax - rmin > NEAR_ZERO_TOLERANCE:
+        return rmin, rmax
+    half = NEAR_ZERO_TOLERANCE / 2
+    return min(rmin, -half), max(rmax, half)
+
+
+def choose_qparams(rmin: float, rmax: float, qmin: int = INT8_MIN, qmax: int = INT8_MAX) -> tuple[float, int]:
+    """(scale, zero_point) of an activation whose calibrated range is [rmin, rmax].
+
+    Asymmetric, full range [-128, 127]. The scale is (max - min) / 255 computed in float32; the
+    zero point is qmin - min / scale, rounded (half away from zero) and clamped into [qmin, qmax].
+    The range is not stretched to hold 0.0 here: calibrated ranges of activations (after
+    ReLU, inputs scaled to [0, 1]) already do, and a range that does not is clamped by the zero
+    point, as in the converter.
+    """
+    rmin, rmax = _widen_tiny_range(float(rmin), float(rmax))
+    f32 = np.float32
+    scale = f32(f32(rmax) - f32(rmin)) / f32(qmax - qmin)
+    zp_from_min = float(f32(qmin - rmin / float(scale)))
+    if zp_from_min < qmin:
+        zp = qmin
+    elif zp_from_min > qmax:
+        zp = qmax
+    else:
+        zp = int(round_half_away(zp_from_min))
+    return float(scale), zp
+
+
+def _round_half_away_array(x: np.ndarray) -> np.ndarray:
+    """Elementwise C round() of float32 values; the +0.5 is done in double, where it is exact."""
+    x = np.asarray(x).astype(np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _channel_absmax(w: np.ndarray, axis: int | None) -> np.ndarray:
+    w = np.asarray(w, dtype=np.float32)
+    if axis is None:
+        return np.array([np.max(np.abs(w))], dtype=np.float64) if w.size else np.zeros(1)
+    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    return np.max(np.abs(moved), axis=1).astype(np.float64)
+
+
+def symmetric_weight_scales(w: np.ndarray, axis: int | None = 0) -> np.ndarray:
+    """Scales of symmetric int8 weights ([-127, 127], zero point 0), per slice of `axis`.
+
+    axis=None gives one per-tensor scale. scale = (m - (-m)) / 254 in float32, m = max |w|
+    over the slice (a slice narrower than 1e-6 is widened to +-5e-7 first).
+    """
+    f32 = np.float32
+    scales = []
+    for m in _channel_absmax(w, axis):
+        lo, hi = _widen_tiny_range(-m, m)
+        scales.append(f32(f32(hi) - f32(lo)) / f32(254))
+    return np.array(scales, dtype=np.float32)
+
+
+def quantize_weights_symmetric(w: np.ndarray, scales: np.ndarray, axis: int | None = 0) -> np.ndarray:
+    """int8 weights for the given symmetric scales, as the converter writes them.
+
+    Per-axis: q = round(w * float32(1.0 / scale)) (SymmetricPerChannelQuantizeValues).
+    Per-tensor: q = round(w * float32(127 / max|w|)) (PortableSymmetricQuantizeFloats).
+    Both clamp to [-127, 127]; rounding is half away from zero.
+    """
+    w = np.asarray(w, dtype=np.float32)
+    scales = np.atleast_1d(np.asarray(scales, dtype=np.float32))
+    if axis is None:
+        rng = np.float32(np.max(np.abs(w))) if w.size else np.float32(0)
+        inv = np.float32(0) if rng == 0 else np.float32(127) / rng
+        prod = w * inv
+    else:
+        inv = np.array([0.0 if s == 0 else 1.0 / float(s) for s in scales], dtype=np.float32)
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        prod = w * inv.reshape(shape)
+    q = _round_half_away_array(prod)
+    return np.clip(q, -127, 127).astype(np.int8)
+
+
+def bias_scales(input_scale: float, weight_scales) -> np.ndarray:
+    """Scale of an int32 bias: input_scale * weight_scale[c], product in double, stored as float32."""
+    return np.array([float(np.float32(input_scale)) * float(np.float32(s)) for s in np.atleast_1d(weight_scales)],
+                    dtype=np.float32)
+
+
+def quantize_bias(b: np.ndarray, input_scale: float, weight_scales) -> np.ndarray:
+    """int32 bias, zero point 0 (SymmetricBiasQuantize): q = round(b * float32(1.0 / scale[c]))."""
+    b = np.asarray(b, dtype=np.float32).reshape(-1)
+    scales = bias_scales(input_scale, weight_scales)
+    if scales.size == 1:
+        scales = np.repeat(scales, b.size)
+    inv = np.array([0.0 if s == 0 else 1.0 / float(s) for s in scales], dtype=np.float32)
+    q = _round_half_away_array(b * inv)
+    lim = np.iinfo(np.int32).max
+    return np.clip(q, -lim, lim).astype(np.int32)
+
+
+def quantize_array(x: np.ndarray, scale: float, zero_point: int, dtype: str = "int8") -> np.ndarray:
+    """Float data -> integers exactly as TFLite's QUANTIZE (AffineQuantize):
+    zp + round(x / scale) with a float32 division, rounded half away from zero, clamped."""
+    x = np.asarray(x, dtype=np.float32)
+    r = _round_half_away_array(x / np.float32(scale))
+    lo, hi = dtype_range(dtype)
+    return np.clip(r.astype(np.int64) + int(zero_point), lo, hi).astype(dtype)
+
+
+def dequantize_array(q: np.ndarray, scale, zero_point, axis: int | None = None) -> np.ndarray:
+    """real = scale * (q - zp), in double then float32 as TFLite's DEQUANTIZE."""
+    q = np.asarray(q).astype(np.float64)
+    scale = np.atleast_1d(np.asarray(scale, dtype=np.float32)).astype(np.float64)
+    zp = np.atleast_1d(np.asarray(zero_point)).astype(np.float64)
+    if axis is not None and scale.size > 1:
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return (scale * (q - zp)).astype(np.float32)

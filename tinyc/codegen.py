@@ -1,0 +1,310 @@
+"""IR -> C sources: model.h, model.c, weights.h/.c, tinyc_kernels.h, tinyc_fixedpoint.h.
+
+Each op is lowered by its module in tinyc/ops (constants computed in Python, exactly as
+TFLite's Prepare); the memory planner fixes every intermediate tensor's arena offset; Jinja2
+templates (templates/) give the files their shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from tinyc import __version__
+from tinyc.errors import TinycError
+from tinyc.ir import Graph, Tensor, c_type
+from tinyc.ops import Lowered, check_op, spec_for
+from tinyc.planner import Plan, plan_memory
+from tinyc.resources import templates_dir
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def ident(text: str, limit: int = 40) -> str:
+    s = re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_").lower() or "x"
+    if s[0].isdigit():
+        s = "_" + s
+    return s[:limit].rstrip("_")
+
+
+def format_array(values: np.ndarray, ctype: str, per_line: int = 16) -> str:
+    flat = np.asarray(values).reshape(-1)
+    if ctype == "float":
+        items = [_c_float(float(v)) for v in flat.astype(np.float32)]
+    else:
+        items = [str(int(v)) for v in flat]
+        if ctype == "int32_t":
+            items = [f"({v})" if v == "-2147483648" else v for v in items]
+            items = ["(-2147483647 - 1)" if v == "(-2147483648)" else v for v in items]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n    ".join(lines)
+
+
+def _c_float(v: float) -> str:
+    if np.isnan(v):
+        return "NAN"
+    if np.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    s = repr(float(np.float32(v)))
+    if "e" not in s and "." not in s:
+        s += ".0"
+    return s + "f"
+
+
+def quant_text(t: Tensor) -> str:
+    q = t.quant
+    if q is None:
+        return t.dtype
+    if q.per_axis:
+        return f"{t.dtype} per-axis({q.axis}) x{q.scale.size} scales [{q.scale.min():.6g}..{q.scale.max():.6g}]"
+    return f"{t.dtype} (scale {q.scale[0]:.6g}, zp {int(q.zero_point[0])})"
+
+
+def shape_text(t: Tensor) -> str:
+    return "[" + ",".join(str(d) for d in t.shape) + "]"
+
+
+@dataclass
+class ConstArray:
+    name: str
+    ctype: str
+    values: np.ndarray
+    comment: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.size) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4,
+                                        "int64_t": 8, "float": 4}[self.ctype]
+
+
+@dataclass
+class LoweringContext:
+    graph: Graph
+    plan: Plan | None
+    consts: dict[str, ConstArray] = field(default_factory=dict)
+    tensor_consts: dict[int, str] = field(default_factory=dict)
+    scratch_requests: dict[int, int] = field(default_factory=dict)
+    current_op: int = -1
+
+    def ident(self, text: str) -> str:
+        return ident(text)
+
+    def const(self, base: str, values, ctype: str, comment: str = "") -> str:
+        arr = np.asarray(values)
+        name = "tinyc_" + ident(base)
+        # Identical content under the same base name is shared; otherwise uniquify.
+        n, k = name, 1
+        while n in self.consts:
+            existing = self.consts[n]
+            if existing.ctype == ctype and existing.values.shape == arr.reshape(-1).shape and \
+                    np.array_equal(existing.values, arr.reshape(-1)):
+                return n
+            k += 1
+            n = f"{name}_{k}"
+        self.consts[n] = ConstArray(n, ctype, arr.reshape(-1).copy(), comment)
+        return n
+
+    def ptr(self, t: int) -> str:
+        g = self.graph
+        tensor = g.tensors[t]
+        ctype = c_type(tensor.dtype)
+        root = self.plan.alias_of.get(t, t) if self.plan else t
+        if root in g.inputs:
+            return _cast(f"in{g.inputs.index(root)}", ctype, tensor, g.tensors[root], const=True)
+        if root in g.outputs:
+            return _cast(f"out{g.outputs.index(root)}", ctype, tensor, g.tensors[root], const=False)
+        rt = g.tensors[root]
+        if rt.is_const:
+            if root not in self.tensor_consts:
+                self.tensor_consts[root] = self.const(
+                    f"t{root}", rt.data, c_type(rt.dtype), f"{rt.name} {shape_text(rt)} {quant_text(rt)}")
+            return _cast(self.tensor_consts[root], ctype, tensor, rt, const=True)
+        if self.plan is None:  # dry run: only scratch sizes are collected
+            return f"(({ctype} *)0)"
+        return f"TINYC_T{root}" if tensor.dtype == rt.dtype else f"(({ctype} *)TINYC_T{root})"
+
+    def scratch(self, op_index: int, nbytes: int) -> str:
+        self.scratch_requests[op_index] = max(self.scratch_requests.get(op_index, 0), int(nbytes))
+        if self.plan is None:
+            return "((int8_t *)0)"
+        return f"(tinyc_arena.bytes + {self.plan.scratch[op_index]})"
+
+
+def _cast(expr: str, ctype: str, tensor: Tensor, root: Tensor, const: bool) -> str:
+    if tensor.dtype == root.dtype:
+        return expr
+    return f"(({'const ' if const else ''}{ctype} *){expr})"
+
+
+@dataclass
+class Layer:
+    index: int
+    name: str
+    kind: str
+    comment: list[str]
+    call: str
+    macs: int
+
+
+@dataclass
+class Generated:
+    plan: Plan
+    layers: list[Layer]
+    consts: list[ConstArray]
+    kernels: list[str]
+    model_hash: str
+    weight_bytes: int
+
+
+def _attr_text(attrs: dict) -> str:
+    parts = []
+    for k, v in attrs.items():
+        if k.startswith("_") or v is None or k in ("quantized_bias_type", "asymmetric_quantize_inputs",
+                                                     "weights_format", "pot_scale_int16", "quant_spec"):
+            continue
+        parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def lower_graph(graph: Graph) -> tuple[list[Lowered], LoweringContext]:
+    for i in range(len(graph.ops)):
+        check_op(graph, i)
+    # Dry run collects scratch requests, then the planner places everything.
+    dry = LoweringContext(graph, None)
+    for i, op in enumerate(graph.ops):
+        dry.current_op = i
+        spec_for(op.kind).lower(graph, op, _OpCtx(dry, i))
+    plan = plan_memory(graph, dry.scratch_requests)
+    ctx = LoweringContext(graph, plan)
+    lowered = []
+    for i, op in enumerate(graph.ops):
+        ctx.current_op = i
+        lowered.append(spec_for(op.kind).lower(graph, op, _OpCtx(ctx, i)))
+    return lowered, ctx
+
+
+class _OpCtx:
+    """The context handed to one op's lowering: `scratch(nbytes)` may omit the op index."""
+
+    def __init__(self, ctx: LoweringContext, op_index: int):
+        self._ctx = ctx
+        self.op_index = op_index
+        self.graph = ctx.graph
+
+    def ident(self, text):
+        return self._ctx.ident(text)
+
+    def const(self, base, values, ctype, comment=""):
+        return self._ctx.const(base, values, ctype, comment)
+
+    def ptr(self, t):
+        return self._ctx.ptr(t)
+
+    def scratch(self, op_index_or_nbytes, nbytes=None):
+        if nbytes is None:
+            return self._ctx.scratch(self.op_index, op_index_or_nbytes)
+        return self._ctx.scratch(op_index_or_nbytes, nbytes)
+
+
+def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = "host") -> Generated:
+    """Write the C sources for `graph` into outdir; return what the manifest needs."""
+    lowered, ctx = lower_graph(graph)
+    plan = ctx.plan
+    layers = []
+    for i, (op, low) in enumerate(zip(graph.ops, lowered)):
+        comment = [f"Layer {i}: {op.kind} \"{op.name}\""]
+        for role, ts in (("in", op.inputs), ("out", op.outputs)):
+            for t in ts:
+                if t < 0:
+                    continue
+                tensor = graph.tensors[t]
+                kind = "const" if tensor.is_const else role
+                comment.append(f"  {kind:5s} {shape_text(tensor)} {quant_text(tensor)}")
+        attrs = _attr_text(op.attrs)
+        if attrs:
+            comment.append(f"  {attrs}")
+        if low.macs:
+            comment.append(f"  {low.macs} MACs")
+        comment.extend(f"  {n}" for n in low.notes)
+        layers.append(Layer(i, op.name, op.kind, comment, low.call, low.macs))
+
+    kernels: list[str] = []
+    for op in graph.ops:
+        for k in spec_for(op.kind).kernels:
+            if k not in kernels:
+                kernels.append(k)
+    model_hash = hashlib.sha256(tflite_bytes).hexdigest()[:16]
+    consts = list(ctx.consts.values())
+    weight_bytes = sum(c.nbytes for c in consts)
+    gen = Generated(plan, layers, consts, kernels, model_hash, weight_bytes)
+    _render(graph, gen, outdir, board_name)
+    return gen
+
+
+def _io_info(graph: Graph, indices: list[int]) -> list[dict]:
+    out = []
+    for k, t in enumerate(indices):
+        tensor = graph.tensors[t]
+        q = tensor.quant
+        out.append({
+            "index": k, "name": tensor.name, "shape": list(tensor.shape), "dtype": tensor.dtype,
+            "ctype": c_type(tensor.dtype), "bytes": tensor.nbytes, "size": tensor.size,
+            "scale": _c_float(float(q.scale[0])) if q is not None and not q.per_axis else "0.0f",
+            "zero_point": int(q.zero_point[0]) if q is not None and not q.per_axis else 0,
+        })
+    return out
+
+
+def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str) -> None:
+    env = _env()
+    plan = gen.plan
+    inputs, outputs = _io_info(graph, graph.inputs), _io_info(graph, graph.outputs)
+    mem_rows = []
+    for b in sorted(plan.buffers, key=lambda b: (b.offset, b.first)):
+        if b.key.startswith("t"):
+            root = int(b.key[1:])
+            t = graph.tensors[root]
+            mem_rows.append({"root": root, "ctype": c_type(t.dtype), "offset": b.offset, "size": b.size,
+                             "first": b.first, "last": b.last,
+                             "desc": f"{shape_text(t)} {t.dtype}, {b.size} B, layers {b.first}-{b.last}: {t.name}"[:150]})
+        else:
+            mem_rows.append({"root": None, "offset": b.offset, "size": b.size, "first": b.first, "last": b.last,
+                             "desc": f"scratch of layer {b.first}, {b.size} B"})
+    common = dict(
+        version=__version__, model_name=graph.name, board=board_name, inputs=inputs, outputs=outputs,
+        layers=gen.layers, arena_bytes=plan.arena_bytes, model_hash=gen.model_hash, mem_rows=mem_rows,
+        consts=gen.consts, weight_bytes=gen.weight_bytes, kernels=gen.kernels, format_array=format_array,
+        source=graph.meta.get("source", ""), uses_float=any(c.ctype == "float" for c in gen.consts),
+    )
+    kernel_src = [env.get_template(f"ops/{k}.c.j2").render(ctx=None) for k in gen.kernels]
+    files = {
+        "model.h": env.get_template("model.h.j2").render(**common),
+        "model.c": env.get_template("model.c.j2").render(**common),
+        "weights.h": env.get_template("weights.h.j2").render(**common),
+        "weights.c": env.get_template("weights.c.j2").render(**common),
+        "tinyc_kernels.h": env.get_template("tinyc_kernels.h.j2").render(kernel_src=kernel_src, **common),
+        "tinyc_fixedpoint.h": (templates_dir() / "common" / "tinyc_fixedpoint.h").read_text(),
+    }
+    for name, text in files.items():
+        (outdir / name).write_text(text)
+
+
+def check_supported(graph: Graph) -> None:
+    for i in range(len(graph.ops)):
+        check_op(graph, i)
+
+
+__all__ = ["generate", "lower_graph", "check_supported", "ident", "format_array", "TinycError"]

@@ -1,0 +1,1 @@
+"""Model importers: .tflite flatbuffers (tflite.py) and Keras / float models (keras.py)."""

@@ -1,0 +1,277 @@
+"""CONV_2D and DEPTHWISE_CONV_2D, int8 activations and weights, int32 bias.
+
+Follows TFLite's conv.cc / depthwise_conv.cc Prepare() and the reference kernels
+reference_integer_ops::ConvPerChannel / DepthwiseConvPerChannel, which LiteRT's
+BUILTIN_REF resolver runs for int8:
+
+- padding as ComputePaddingHeightWidth: out = ceil(in / stride) (SAME) or
+  (in - eff_filter + stride) / stride (VALID), pad = max(total, 0) / 2 on the top/left;
+  the odd remainder ("offset") only matters to optimized kernels and goes bottom/right,
+  which the reference realises by skipping taps outside the image;
+- one (multiplier, shift) per output channel from double(input_scale) *
+  double(filter_scale[c]) / double(output_scale), per-tensor filter scales broadcast;
+- fused activation bounds as CalculateActivationRangeQuantized;
+- CONV_2D groups = input channels / filter input channels (the reference supports it).
+
+Speed without changing results: the reference adds `filter * (input + input_offset)` over
+the taps inside the image. For a window fully inside the image that sum equals
+`sum(filter * input) + input_offset * sum(filter)`, so the second term is folded with the
+bias into a per-channel constant (`acc_init`) at generation time; border windows keep the
+reference formula over the taps that are inside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyc.errors import TinycError, UnsupportedError
+from tinyc.ops import Lowered, checker, register
+from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
+
+_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _label(op, kind: str) -> str:
+    return f"{kind} '{op.name}'" if op.name else kind
+
+
+def _has_bias(op) -> bool:
+    return len(op.inputs) > 2 and op.inputs[2] >= 0
+
+
+def compute_out_size(padding: str, image: int, filt: int, stride: int, dilation: int) -> int:
+    """TFLite ComputeOutSize (kernels/padding.h)."""
+    eff = (filt - 1) * dilation + 1
+    if padding == "SAME":
+        return (image + stride - 1) // stride
+    return (image + stride - eff) // stride
+
+
+def compute_padding(stride: int, dilation: int, image: int, filt: int, out: int) -> tuple[int, int]:
+    """TFLite ComputePaddingWithOffset: (padding before, odd offset added after)."""
+    eff = (filt - 1) * dilation + 1
+    total = max((out - 1) * stride + eff - image, 0)
+    return total // 2, total % 2
+
+
+def _check_common(graph, op, kind: str) -> None:
+    lab = _label(op, kind)
+    if len(op.inputs) < 2 or len(op.outputs) != 1:
+        raise UnsupportedError(f"{lab} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; "
+                               "expected input, filter, optional bias and one output")
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    y = graph.tensors[op.outputs[0]]
+    if not (x.dtype == w.dtype == y.dtype == "int8"):
+        raise UnsupportedError(
+            f"{lab} has {x.dtype} input, {w.dtype} filter and {y.dtype} output; "
+            "tinyc compiles int8 ones: quantize the model to full int8")
+    if len(x.shape) != 4 or len(w.shape) != 4 or len(y.shape) != 4:
+        raise UnsupportedError(f"{lab} has input/filter/output ranks {len(x.shape)}/{len(w.shape)}/"
+                               f"{len(y.shape)}; 4-D NHWC tensors expected")
+    if not w.is_const:
+        raise UnsupportedError(f"{lab} has a non-constant filter; tinyc needs constant weights")
+    for t, what in ((x, "input"), (y, "output")):
+        if t.quant is None or t.quant.per_axis:
+            raise UnsupportedError(f"{lab} has a{'n unquantized' if t.quant is None else ' per-axis quantized'} "
+                                   f"{what}; int8 per-tensor activations expected")
+    if w.quant is None:
+        raise UnsupportedError(f"{lab} has an unquantized filter; quantize the model to full int8")
+    if np.any(w.quant.zero_point != 0):
+        raise UnsupportedError(f"{lab} has filter zero points other than 0; "
+                               "int8 weights must be symmetric (TFLite's int8 spec)")
+    if _has_bias(op):
+        b = graph.tensors[op.inputs[2]]
+        if b.dtype != "int32":
+            raise UnsupportedError(f"{lab} has a {b.dtype} bias; int32 expected (int8 activations)")
+        if not b.is_const:
+            raise UnsupportedError(f"{lab} has a non-constant bias; tinyc needs it constant")
+    act = op.attrs.get("activation", "NONE")
+    if act not in _ACTIVATIONS:
+        raise UnsupportedError(f"{lab} has fused activation {act}; int8 kernels support "
+                               f"{', '.join(_ACTIVATIONS)}")
+    padding = op.attrs.get("padding", "SAME")
+    if padding not in ("SAME", "VALID"):
+        raise UnsupportedError(f"{lab} has padding {padding}; SAME or VALID expected")
+    for key in ("stride_h", "stride_w", "dilation_h", "dilation_w"):
+        if int(op.attrs.get(key, 1)) < 1:
+            raise UnsupportedError(f"{lab} has {key} = {op.attrs.get(key)}; it must be >= 1")
+
+
+def _geometry(graph, op, kind: str, filter_h: int, filter_w: int, out_ch: int) -> dict:
+    """Output size and padding as Prepare() computes them; checks the output tensor agrees."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    a = op.attrs
+    g = dict(
+        batches=int(x.shape[0]), in_h=int(x.shape[1]), in_w=int(x.shape[2]), in_ch=int(x.shape[3]),
+        filter_h=filter_h, filter_w=filter_w,
+        stride_h=int(a.get("stride_h", 1)), stride_w=int(a.get("stride_w", 1)),
+        dilation_h=int(a.get("dilation_h", 1)), dilation_w=int(a.get("dilation_w", 1)),
+    )
+    padding = a.get("padding", "SAME")
+    g["out_h"] = compute_out_size(padding, g["in_h"], filter_h, g["stride_h"], g["dilation_h"])
+    g["out_w"] = compute_out_size(padding, g["in_w"], filter_w, g["stride_w"], g["dilation_w"])
+    g["pad_h"], _ = compute_padding(g["stride_h"], g["dilation_h"], g["in_h"], filter_h, g["out_h"])
+    g["pad_w"], _ = compute_padding(g["stride_w"], g["dilation_w"], g["in_w"], filter_w, g["out_w"])
+    g["out_ch"] = out_ch
+    expected = (g["batches"], g["out_h"], g["out_w"], out_ch)
+    if g["out_h"] <= 0 or g["out_w"] <= 0:
+        raise TinycError(f"{_label(op, kind)}: a {filter_h}x{filter_w} filter (dilation "
+                         f"{g['dilation_h']}x{g['dilation_w']}) does not fit the {g['in_h']}x{g['in_w']} "
+                         "input with VALID padding")
+    if tuple(int(d) for d in y.shape) != expected:
+        raise TinycError(f"{_label(op, kind)}: output shape {tuple(y.shape)} disagrees with {expected} "
+                         "computed from input, filter, stride and padding; the model is inconsistent")
+    return g
+
+
+def _requant_consts(graph, op, out_ch: int):
+    x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
+    scales = np.asarray(w.quant.scale, dtype=np.float32)
+    if scales.size == 1:  # per-tensor weights: broadcast along the output channels, as TFLite
+        scales = np.repeat(scales, out_ch)
+    mult, shift = conv_output_multipliers(x.quant.s, scales, y.quant.s)
+    act_min, act_max = activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp)
+    return mult, shift, act_min, act_max
+
+
+def _acc_init(graph, op, filter_sums: np.ndarray, input_offset: int):
+    """bias + input_offset * sum(filter) per output channel, or None if it leaves int32."""
+    bias = np.zeros(filter_sums.shape, dtype=np.int64)
+    if _has_bias(op):
+        bias = graph.tensors[op.inputs[2]].data.astype(np.int64).reshape(-1)
+    init = bias + np.int64(input_offset) * filter_sums.astype(np.int64)
+    if init.min() < _INT32_MIN or init.max() > _INT32_MAX:
+        return None
+    return init
+
+
+def _per_channel_scale_check(op, kind: str, w, out_ch: int, axis: int) -> None:
+    n = w.quant.scale.size
+    if n != 1 and (n != out_ch or w.quant.axis != axis):
+        raise UnsupportedError(f"{_label(op, kind)} has {n} filter scales along axis {w.quant.axis}; "
+                               f"expected 1 or {out_ch} along axis {axis}")
+
+
+# ----------------------------------------------------------------------------------- CONV_2D
+
+@checker("CONV_2D")
+def check_conv_2d(graph, op):
+    _check_common(graph, op, "CONV_2D")
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    in_ch, out_ch, filter_in_ch = int(x.shape[3]), int(w.shape[0]), int(w.shape[3])
+    lab = _label(op, "CONV_2D")
+    if filter_in_ch <= 0 or in_ch % filter_in_ch != 0:
+        raise UnsupportedError(f"{lab} has {in_ch} input channels and a filter over {filter_in_ch}; "
+                               "grouped convolution needs input channels divisible by filter channels")
+    groups = in_ch // filter_in_ch
+    if out_ch % groups != 0:
+        raise UnsupportedError(f"{lab} has {groups} groups and {out_ch} output channels; "
+                               "output channels must be divisible by the groups")
+    _per_channel_scale_check(op, "CONV_2D", w, out_ch, 0)
+    if _has_bias(op) and graph.tensors[op.inputs[2]].size != out_ch:
+        raise UnsupportedError(f"{lab} has {graph.tensors[op.inputs[2]].size} bias values for "
+                               f"{out_ch} output channels")
+    _geometry(graph, op, "CONV_2D", int(w.shape[1]), int(w.shape[2]), out_ch)
+
+
+@register("CONV_2D", kernels=["conv_2d"])
+def lower_conv_2d(graph, op, ctx) -> Lowered:
+    x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
+    out_ch, filter_h, filter_w, filter_in_ch = (int(d) for d in w.shape)
+    g = _geometry(graph, op, "CONV_2D", filter_h, filter_w, out_ch)
+    groups = g["in_ch"] // filter_in_ch
+    input_offset = -x.quant.zp
+    mult, shift, act_min, act_max = _requant_consts(graph, op, out_ch)
+
+    base = ctx.ident(op.name or "conv_2d")
+    mult_name = ctx.const(f"{base}_mult", mult, "int32_t")
+    shift_name = ctx.const(f"{base}_shift", shift, "int32_t")
+    sums = w.data.astype(np.int64).reshape(out_ch, -1).sum(axis=1)
+    init = _acc_init(graph, op, sums, input_offset)
+    init_name = ctx.const(f"{base}_acc_init", init, "int32_t") if init is not None else "0"
+    bias = ctx.ptr(op.inputs[2]) if _has_bias(op) else "0"
+
+    call = (
+        "{\n"
+        "    static const tinyc_conv_2d_params_s8 params = {\n"
+        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
+        f"        {g['out_h']}, {g['out_w']}, {out_ch},  /* output h, w, channels */\n"
+        f"        {filter_h}, {filter_w}, {filter_in_ch},  /* filter h, w, input channels ({groups} group(s)) */\n"
+        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
+        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
+        f"        {input_offset}, {y.quant.zp}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
+        "    };\n"
+        f"    tinyc_conv_2d_s8(&params, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, {init_name},\n"
+        f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])});\n"
+        "}"
+    )
+    macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w * filter_in_ch
+    notes = [f"stride {g['stride_h']}x{g['stride_w']}, dilation {g['dilation_h']}x{g['dilation_w']}, "
+             f"padding {op.attrs.get('padding', 'SAME')} (top {g['pad_h']}, left {g['pad_w']}), "
+             f"activation {op.attrs.get('activation', 'NONE')}"
+             + (f", {groups} groups" if groups > 1 else "")]
+    return Lowered(call=call, macs=macs, notes=notes)
+
+
+# ------------------------------------------------------------------------- DEPTHWISE_CONV_2D
+
+@checker("DEPTHWISE_CONV_2D")
+def check_depthwise_conv_2d(graph, op):
+    _check_common(graph, op, "DEPTHWISE_CONV_2D")
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    lab = _label(op, "DEPTHWISE_CONV_2D")
+    in_ch, out_ch = int(x.shape[3]), int(w.shape[3])
+    if int(w.shape[0]) != 1:
+        raise UnsupportedError(f"{lab} has filter shape {tuple(w.shape)}; [1, h, w, channels] expected")
+    if in_ch <= 0 or out_ch % in_ch != 0:
+        raise UnsupportedError(f"{lab} has {out_ch} filter channels for {in_ch} input channels; "
+                               "they must be a multiple (the depth multiplier)")
+    dm_attr = op.attrs.get("depth_multiplier")
+    if dm_attr not in (None, 0) and int(dm_attr) * in_ch != out_ch:
+        raise UnsupportedError(f"{lab} has depth_multiplier {dm_attr}, inconsistent with {in_ch} input "
+                               f"and {out_ch} filter channels; fix the model")
+    _per_channel_scale_check(op, "DEPTHWISE_CONV_2D", w, out_ch, 3)
+    if _has_bias(op) and graph.tensors[op.inputs[2]].size != out_ch:
+        raise UnsupportedError(f"{lab} has {graph.tensors[op.inputs[2]].size} bias values for "
+                               f"{out_ch} output channels")
+    _geometry(graph, op, "DEPTHWISE_CONV_2D", int(w.shape[1]), int(w.shape[2]), out_ch)
+
+
+@register("DEPTHWISE_CONV_2D", kernels=["depthwise_conv_2d"])
+def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
+    x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
+    _, filter_h, filter_w, out_ch = (int(d) for d in w.shape)
+    g = _geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)
+    depth_multiplier = out_ch // g["in_ch"]
+    input_offset = -x.quant.zp
+    mult, shift, act_min, act_max = _requant_consts(graph, op, out_ch)
+
+    base = ctx.ident(op.name or "depthwise_conv_2d")
+    mult_name = ctx.const(f"{base}_mult", mult, "int32_t")
+    shift_name = ctx.const(f"{base}_shift", shift, "int32_t")
+    sums = w.data.astype(np.int64).reshape(-1, out_ch).sum(axis=0)
+    init = _acc_init(graph, op, sums, input_offset)
+    init_name = ctx.const(f"{base}_acc_init", init, "int32_t") if init is not None else "0"
+    bias = ctx.ptr(op.inputs[2]) if _has_bias(op) else "0"
+
+    call = (
+        "{\n"
+        "    static const tinyc_depthwise_conv_2d_params_s8 params = {\n"
+        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
+        f"        {g['out_h']}, {g['out_w']}, {out_ch},  /* output h, w, channels */\n"
+        f"        {filter_h}, {filter_w}, {depth_multiplier},  /* filter h, w, depth multiplier */\n"
+        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
+        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
+        f"        {input_offset}, {y.quant.zp}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
+        "    };\n"
+        f"    tinyc_depthwise_conv_2d_s8(&params, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, "
+        f"{init_name},\n"
+        f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])});\n"
+        "}"
+    )
+    macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w
+    notes = [f"stride {g['stride_h']}x{g['stride_w']}, dilation {g['dilation_h']}x{g['dilation_w']}, "
+             f"padding {op.attrs.get('padding', 'SAME')} (top {g['pad_h']}, left {g['pad_w']}), "
+             f"depth multiplier {depth_multiplier}, activation {op.attrs.get('activation', 'NONE')}"]
+    return Lowered(call=call, macs=macs, notes=notes)

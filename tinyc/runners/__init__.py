@@ -1,0 +1,42 @@
+"""Runners: start a built model on a board and run inferences on it.
+
+`open_session(board, outdir, ...)` returns a context manager with `infer(bytes) -> InferResult`
+and `close()`. The host runner is a local process on a pipe; the others (QEMU, serial boards,
+Linux targets) speak the framed serial protocol of tinyc.link.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from tinyc.boards import Board
+from tinyc.errors import TinycError
+from tinyc.runners.result import InferResult
+
+_MODULES = {
+    "host": "tinyc.runners.host",
+    "qemu-system": "tinyc.runners.qemu",
+    "qemu-user": "tinyc.runners.linux",
+    "linux": "tinyc.runners.linux",
+    "ssh": "tinyc.runners.linux",
+    "openocd": "tinyc.runners.serial_board",
+    "st-flash": "tinyc.runners.serial_board",
+    "pyocd": "tinyc.runners.serial_board",
+    "serial": "tinyc.runners.serial_board",
+}
+
+
+def open_session(board: Board, outdir: Path, **options):
+    """Start `board` running the build in outdir (built already) and return a session."""
+    module_name = _MODULES.get(board.runner)
+    if module_name is None:
+        raise TinycError(f"board {board.name} has runner '{board.runner}', which tinyc cannot drive")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        raise TinycError(f"runner '{board.runner}' for board {board.name} is not available in this tinyc") from None
+    return module.open_session(board, Path(outdir), **options)
+
+
+__all__ = ["open_session", "InferResult"]

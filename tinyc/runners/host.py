@@ -1,0 +1,71 @@
+"""The host board: the model compiled for this machine, run as a local process on a pipe."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tinyc.boards import Board
+from tinyc.build import build_dir
+from tinyc.errors import TinycError
+from tinyc.pipeline import load_manifest
+from tinyc.runners.result import InferResult
+
+
+class HostSession:
+    def __init__(self, board: Board, outdir: Path, timeout: float = 60.0, **_):
+        manifest = load_manifest(outdir)
+        self.in_bytes = sum(t["bytes"] for t in manifest["inputs"])
+        self.out_bytes = sum(t["bytes"] for t in manifest["outputs"])
+        self.binary = build_dir(outdir, board) / "tinyc_host"
+        if not self.binary.exists():
+            raise TinycError(f"{self.binary} is missing: run `tinyc build {outdir} --board host`")
+        self.timeout = timeout
+        self.proc = subprocess.Popen([str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def infer(self, data: bytes) -> InferResult:
+        if len(data) != self.in_bytes:
+            raise TinycError(f"input record has {len(data)} bytes, the model takes {self.in_bytes}")
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.read(self.out_bytes + 8)
+        except BrokenPipeError:
+            reply = b""
+        if len(reply) != self.out_bytes + 8:
+            err = self.proc.stderr.read().decode(errors="replace").strip() if self.proc.poll() is not None else ""
+            raise TinycError(f"the host model process died (exit {self.proc.poll()}){': ' + err if err else ''}")
+        return InferResult(reply[:self.out_bytes], int.from_bytes(reply[self.out_bytes:], "little"), "ns")
+
+    def run_batch(self, records: list[bytes]) -> list[InferResult]:
+        """All records through one pipe at once: fast for large validations."""
+        self.close()
+        proc = subprocess.run([str(self.binary)], input=b"".join(records), capture_output=True, timeout=self.timeout)
+        step = self.out_bytes + 8
+        if proc.returncode != 0 or len(proc.stdout) != step * len(records):
+            raise TinycError(f"the host model process failed (exit {proc.returncode}): "
+                             f"{proc.stderr.decode(errors='replace').strip()[:200]}")
+        out = proc.stdout
+        return [InferResult(out[i * step:i * step + self.out_bytes],
+                            int.from_bytes(out[i * step + self.out_bytes:(i + 1) * step], "little"), "ns")
+                for i in range(len(records))]
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+            except Exception:
+                self.proc.kill()
+        self.proc = None if self.proc is None or self.proc.poll() is not None else self.proc
+
+
+def open_session(board: Board, outdir: Path, **options) -> HostSession:
+    return HostSession(board, outdir, **options)
