@@ -133,3 +133,14 @@ def update_manifest(outdir: Path, **fields) -> dict:
     tmp.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
     tmp.replace(path)
     return manifest
+
+
+def convert_model(model_path: Path, outdir: Path, board: str = "host") -> ConvertResult:
+    """An int8 .tflite file -> OUTDIR (float and Keras models go through tinyc.quantize_model first)."""
+    from tinyc.frontend.tflite import load_tflite
+
+    graph = load_tflite(model_path)
+    require_quantized(graph, str(model_path))
+    from tinyc.codegen import check_supported
+    check_supported(graph)
+    return convert_graph(graph, outdir, board)

@@ -1,0 +1,20 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MLPERF = SHARED / "models" / "mlperf_tiny"
+
+
+@pytest.fixture(scope="session")
+def mlperf_dir() -> Path:
+    if not MLPERF.is_dir():
+        pytest.fail(f"{MLPERF} is missing: the tests need ../shared beside the repo")
+    return MLPERF

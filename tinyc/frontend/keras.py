@@ -1,0 +1,267 @@
+"""Keras 3 models (.keras, .h5, SavedModel directory) -> float and full-int8 `.tflite`.
+
+The int8 model comes from `tf.lite.TFLiteConverter` with a representative dataset, so it is
+what any TFLite user would get from the same model and data: the converter folds
+BatchNormalization into the convolution before it, fuses ReLU/ReLU6 into the op, drops
+Dropout, and quantizes with its MLIR quantizer. The batch is fixed to 1 (the model is cloned
+onto a `batch_shape=(1, ...)` input) so that Flatten stays one RESHAPE. The converter prints
+to stdout and stderr from C++, so both are captured at the file-descriptor level.
+
+TensorFlow is imported inside the functions: importing tinyc never loads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from tinyc.errors import TinycError, UnsupportedError
+
+# Keras layer classes whose converted form tinyc compiles (see tinyc/ir.py for the ops).
+SUPPORTED_LAYERS = {
+    "InputLayer", "Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization", "ReLU",
+    "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
+    "Reshape", "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "Add",
+    "Multiply", "Concatenate", "Softmax", "ZeroPadding2D", "Identity",
+    "Functional", "Sequential",
+}
+# Activation functions (Dense/Conv `activation=` or an Activation layer) that the converter
+# fuses or lowers to an op tinyc has.
+SUPPORTED_ACTIVATIONS = {"linear", "relu", "relu6", "softmax", "sigmoid"}
+
+_KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def quiet_tf_env() -> None:
+    """Silence TensorFlow's start-up banner lines (must run before `import tensorflow`)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+@contextlib.contextmanager
+def captured_output():
+    """Redirect fd 1 and 2 to a temporary file (the converter writes there from C++).
+
+    Yields a list that receives the captured text when the block ends.
+    """
+    import sys
+
+    sink: list[str] = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # pragma: no cover - closed or odd streams
+            pass
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(tmp.fileno(), 1)
+            os.dup2(tmp.fileno(), 2)
+            with contextlib.redirect_stdout(open(os.devnull, "w")) as _o, \
+                    contextlib.redirect_stderr(open(os.devnull, "w")) as _e:
+                try:
+                    yield sink
+                finally:
+                    _o.close()
+                    _e.close()
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # pragma: no cover
+                    pass
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            tmp.seek(0)
+            sink.append(tmp.read().decode("utf-8", "replace"))
+
+
+def is_keras_path(path) -> bool:
+    p = Path(path)
+    if p.is_dir():
+        return (p / "saved_model.pb").exists() or (p / "saved_model.pbtxt").exists()
+    return p.suffix.lower() in _KERAS_SUFFIXES
+
+
+def _custom_classes_in_config(path: Path) -> list[tuple[str, str]]:
+    """(layer name, class name) of layers in a .keras file that are not Keras built-ins."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))
+    except Exception:
+        return []
+    found: list[tuple[str, str]] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            cls, module = node.get("class_name"), node.get("module")
+            if isinstance(cls, str) and isinstance(node.get("config"), dict):
+                registered = node.get("registered_name")
+                if (module is not None and not str(module).startswith("keras")) or \
+                        (registered and "_" in str(registered) and ">" in str(registered)):
+                    found.append((str(node["config"].get("name", "?")), cls))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(config)
+    return found
+
+
+def load_keras(path) -> object:
+    """Load a Keras model (.keras / .h5); a TinycError with one line if that fails."""
+    quiet_tf_env()
+    path = Path(path)
+    if not path.exists():
+        raise TinycError(f"{path}: no such file")
+    with captured_output():
+        import keras  # noqa: F401  (imports TensorFlow)
+    try:
+        with captured_output():
+            model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # keras raises TypeError/ValueError with long texts
+        msg = str(e)
+        custom = _custom_classes_in_config(path) if path.suffix.lower() == ".keras" else []
+        if custom:
+            name, cls = custom[0]
+            raise UnsupportedError(
+                f"{path}: layer '{name}' is a custom layer ({cls}); tinyc converts built-in Keras layers "
+                "only: replace it with built-in layers or convert the model to .tflite yourself") from None
+        m = re.search(r"Could not locate class '([^']+)'", msg) or re.search(r"Unknown layer: '?([A-Za-z0-9_>.]+)", msg)
+        if m:
+            raise UnsupportedError(
+                f"{path}: the model uses a custom or unknown layer class {m.group(1)}; tinyc converts built-in "
+                "Keras layers only") from None
+        first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+        raise TinycError(f"{path}: cannot load the Keras model ({first[:200]})") from None
+    return model
+
+
+def _all_layers(model) -> Iterable:
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers") and layer is not model:
+            yield from _all_layers(layer)
+
+
+def check_keras_model(model) -> None:
+    """Refuse custom or unsupported layers and several inputs/outputs, one clear line each."""
+    ins, outs = list(model.inputs or []), list(model.outputs or [])
+    if len(ins) != 1 or len(outs) != 1:
+        raise UnsupportedError(
+            f"Keras model '{model.name}' has {len(ins)} inputs and {len(outs)} outputs; tinyc compiles "
+            "models with one input and one output for now: split the model or wrap it in one that has one of each")
+    for layer in _all_layers(model):
+        cls = type(layer)
+        name = cls.__name__
+        module = getattr(cls, "__module__", "") or ""
+        if not module.startswith("keras"):
+            raise UnsupportedError(
+                f"layer '{layer.name}' is a custom layer ({name}); tinyc converts built-in Keras layers only: "
+                "rewrite it with built-in layers")
+        if name not in SUPPORTED_LAYERS:
+            raise UnsupportedError(
+                f"layer '{layer.name}' ({name}) is not supported by tinyc; supported layers: "
+                f"{', '.join(sorted(SUPPORTED_LAYERS - {'Functional', 'Sequential', 'InputLayer'}))}")
+        act = getattr(layer, "activation", None)
+        if act is not None and name != "Softmax":
+            act_name = getattr(act, "__name__", str(act))
+            if act_name not in SUPPORTED_ACTIVATIONS:
+                raise UnsupportedError(
+                    f"layer '{layer.name}' ({name}) uses activation '{act_name}', which tinyc does not support; "
+                    f"supported activations: {', '.join(sorted(SUPPORTED_ACTIVATIONS))}")
+
+
+def input_shape(model) -> tuple[int, ...]:
+    """The model input's shape with the batch fixed to 1; refuses unknown non-batch dimensions."""
+    shape = tuple(model.inputs[0].shape)
+    if any(d is None for d in shape[1:]):
+        raise UnsupportedError(
+            f"Keras model '{model.name}' has input shape {shape} with unknown dimensions; tinyc needs a fixed "
+            "input shape: build the model with keras.Input(shape=...) fully specified")
+    return (1,) + tuple(int(d) for d in shape[1:])
+
+
+def _batch_one(model):
+    """A clone of `model` whose input has batch size 1 (weights shared by value)."""
+    import keras
+
+    shape = input_shape(model)
+    try:
+        with captured_output():
+            clone = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=shape))
+            clone.set_weights(model.get_weights())
+        return clone
+    except Exception:
+        # Subclassed or unusual models cannot be cloned: convert them as they are (the converter
+        # then fixes the batch of the signature to 1 itself).
+        return model
+
+
+def _run_converter(converter) -> bytes:
+    captured: list[str] = []
+    try:
+        with captured_output() as captured:
+            return bytes(converter.convert())
+    except Exception as e:
+        log = (captured[0] if captured else "")
+        reason = _converter_reason(str(e) + "\n" + log)
+        raise TinycError(f"the TFLite converter failed: {reason}") from None
+
+
+def _converter_reason(text: str) -> str:
+    for pat in (r"'tf\.[A-Za-z0-9]+' op is neither a custom op nor a flex op", r"error: ([^\n]+)",
+                r"RuntimeError: ([^\n]+)", r"ValueError: ([^\n]+)"):
+        m = re.search(pat, text)
+        if m:
+            return (m.group(1) if m.groups() else m.group(0)).strip()[:240]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0][:240] if lines else "unknown error"
+
+
+def _converter_for(path_or_model):
+    quiet_tf_env()
+    with captured_output():
+        import tensorflow as tf
+    if isinstance(path_or_model, (str, Path)) and Path(path_or_model).is_dir():
+        return tf.lite.TFLiteConverter.from_saved_model(str(path_or_model))
+    return tf.lite.TFLiteConverter.from_keras_model(_batch_one(path_or_model))
+
+
+def convert_float(path_or_model) -> bytes:
+    """Float32 `.tflite` of a Keras model or SavedModel directory (no optimisation flags)."""
+    return _run_converter(_converter_for(path_or_model))
+
+
+def convert_int8(path_or_model, representative: Callable[[], Iterable], *, per_tensor: bool = False,
+                 io: str = "int8") -> bytes:
+    """Full-int8 `.tflite` through the converter's post-training quantization.
+
+    `representative` is a generator function yielding `[sample]` lists (sample shaped like the
+    input, batch 1, float32). io="int8" makes the model's input and output int8; io="float"
+    keeps float32 I/O, with QUANTIZE / DEQUANTIZE ops at the edges.
+    """
+    import tensorflow as tf
+
+    conv = _converter_for(path_or_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if io == "int8":
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    conv._experimental_disable_per_channel = bool(per_tensor)  # noqa: SLF001 (documented converter flag)
+    return _run_converter(conv)
+

@@ -1,0 +1,85 @@
+"""Input samples: random ones that cover a tensor's quantized range, and .npy files checked
+against the model's inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tinyc.errors import TinycError
+
+
+def random_inputs(inputs: list[dict], n: int, seed: int = 0, float_ranges: list[tuple[float, float]] | None = None) -> list[list[np.ndarray]]:
+    """n samples; each a list with one array per model input (full shape, batch included).
+
+    Integer inputs are uniform over the whole dtype range. Float inputs are uniform over the
+    range their quantization covers (`float_ranges`, e.g. the next QUANTIZE's), widened by
+    10% so that clamping is exercised too; [-1, 1] when nothing is known.
+    """
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n):
+        sample = []
+        for k, t in enumerate(inputs):
+            shape, dtype = tuple(t["shape"]), np.dtype(t["dtype"])
+            if np.issubdtype(dtype, np.integer):
+                info = np.iinfo(dtype)
+                sample.append(rng.integers(int(info.min), int(info.max) + 1, size=shape, dtype=dtype))
+            else:
+                lo, hi = (float_ranges[k] if float_ranges and float_ranges[k] else (-1.0, 1.0))
+                pad = 0.05 * (hi - lo)
+                sample.append(rng.uniform(lo - pad, hi + pad, size=shape).astype(dtype))
+        samples.append(sample)
+    return samples
+
+
+def load_inputs(path: Path, inputs: list[dict]) -> list[list[np.ndarray]]:
+    """A .npy of [N, *input_shape] (or one sample of exactly input_shape) -> samples."""
+    if len(inputs) != 1:
+        raise TinycError(f"the model has {len(inputs)} inputs; --input takes a .npy for single-input models only")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TinycError(f"cannot read {path} as a .npy file: {exc}") from None
+    t = inputs[0]
+    shape, dtype = tuple(t["shape"]), np.dtype(t["dtype"])
+    if arr.dtype != dtype:
+        raise TinycError(f"{path} holds {arr.dtype} values; the model's input is {dtype}: convert the data "
+                         f"(e.g. quantize with scale {t.get('scale')} and zero point {t.get('zero_point')})")
+    per_sample = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+    if tuple(arr.shape) == shape:
+        arr = arr.reshape((1, *per_sample))
+    if tuple(arr.shape[1:]) != tuple(per_sample):
+        raise TinycError(f"{path} has shape {list(arr.shape)}; the model takes [N, {', '.join(map(str, per_sample))}] "
+                         f"(input shape {list(shape)})")
+    return [[a.reshape(shape)] for a in arr]
+
+
+def to_record(sample: list[np.ndarray]) -> bytes:
+    return b"".join(np.ascontiguousarray(a).tobytes() for a in sample)
+
+
+def from_record(data: bytes, outputs: list[dict]) -> list[np.ndarray]:
+    arrays, off = [], 0
+    for t in outputs:
+        n = t["bytes"]
+        arrays.append(np.frombuffer(data[off:off + n], dtype=np.dtype(t["dtype"])).reshape(t["shape"]).copy())
+        off += n
+    return arrays
+
+
+def float_input_ranges(graph) -> list[tuple[float, float] | None]:
+    """For float inputs feeding a QUANTIZE op: the real range that op's int8 output covers."""
+    ranges: list[tuple[float, float] | None] = []
+    for t in graph.inputs:
+        r = None
+        for op in graph.ops:
+            if op.kind == "QUANTIZE" and op.inputs and op.inputs[0] == t:
+                q = graph.tensors[op.outputs[0]].quant
+                if q is not None and not q.per_axis:
+                    lo, hi = (-128, 127) if graph.tensors[op.outputs[0]].dtype == "int8" else (0, 255)
+                    r = ((lo - q.zp) * q.s, (hi - q.zp) * q.s)
+                break
+        ranges.append(r)
+    return ranges

@@ -1,0 +1,128 @@
+"""Run a board and the reference on the same inputs and compare every output byte.
+
+Each sample's result is appended to the JSON Lines report as soon as it arrives, so a run
+that breaks keeps everything it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyc.boards import Board
+from tinyc.errors import TinycError
+from tinyc.pipeline import load_manifest
+from tinyc.reference import Reference
+from tinyc.runners import open_session
+from tinyc.samples import from_record, to_record
+
+
+@dataclass
+class Summary:
+    samples: int = 0
+    bit_exact: int = 0
+    max_abs_diff: list[float] = field(default_factory=list)   # per output
+    top1_agree: int = 0
+    top1_total: int = 0
+    correct: int = 0
+    labelled: int = 0
+    cycles: list[int] = field(default_factory=list)
+    cycle_unit: str = ""
+    layer_cycles_sum: list[int] | None = None
+    error: str | None = None
+    report_path: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.samples > 0 and self.bit_exact == self.samples
+
+    def as_dict(self) -> dict:
+        d = {
+            "samples": self.samples, "bit_exact": self.bit_exact,
+            "max_abs_diff": self.max_abs_diff, "passed": self.passed,
+            "top1_agreement": (self.top1_agree / self.top1_total) if self.top1_total else None,
+            "accuracy": (self.correct / self.labelled) if self.labelled else None,
+            "cycle_unit": self.cycle_unit or None,
+        }
+        if self.cycles:
+            d.update(cycles_mean=float(np.mean(self.cycles)), cycles_min=int(min(self.cycles)),
+                     cycles_max=int(max(self.cycles)))
+        if self.layer_cycles_sum is not None and self.samples:
+            d["layer_cycles_mean"] = [c / self.samples for c in self.layer_cycles_sum]
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+def _is_classifier(outputs: list[dict]) -> bool:
+    t = outputs[0]
+    return len(outputs) == 1 and 1 < int(np.prod(t["shape"])) <= 100 and int(np.prod(t["shape"][:-1])) == 1
+
+
+def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
+             labels: np.ndarray | None = None, report: Path | None = None,
+             progress: Callable[[int], None] | None = None, session_options: dict | None = None) -> Summary:
+    outdir = Path(outdir)
+    manifest = load_manifest(outdir)
+    outputs = manifest["outputs"]
+    ref = Reference(outdir / "model.tflite")
+    summary = Summary(max_abs_diff=[0.0] * len(outputs))
+    classifier = _is_classifier(outputs)
+    report_file = None
+    if report is not None:
+        report = Path(report)
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report_file = report.open("a", buffering=1)
+        summary.report_path = str(report)
+    try:
+        with open_session(board, outdir, **(session_options or {})) as session:
+            for i, sample in enumerate(samples):
+                expected = ref.run(*sample)
+                result = session.infer(to_record(sample))
+                got = from_record(result.output, outputs)
+                diffs = [float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) if g.size else 0.0
+                         for g, e in zip(got, expected)]
+                exact = all(g.tobytes() == e.astype(g.dtype).tobytes() for g, e in zip(got, expected))
+                summary.samples += 1
+                summary.bit_exact += int(exact)
+                summary.max_abs_diff = [max(a, b) for a, b in zip(summary.max_abs_diff, diffs)]
+                row = {"index": i, "bit_exact": exact, "max_abs_diff": max(diffs) if diffs else 0.0}
+                if classifier:
+                    pred, want = int(np.argmax(got[0])), int(np.argmax(expected[0]))
+                    summary.top1_total += 1
+                    summary.top1_agree += int(pred == want)
+                    row["top1"] = pred
+                    row["top1_reference"] = want
+                    if labels is not None and i < len(labels):
+                        summary.labelled += 1
+                        summary.correct += int(pred == int(labels[i]))
+                        row["label"] = int(labels[i])
+                if result.cycles is not None:
+                    summary.cycles.append(int(result.cycles))
+                    summary.cycle_unit = result.cycle_unit
+                    row["instructions" if result.cycle_unit == "instructions" else
+                        ("ns" if result.cycle_unit == "ns" else "cycles")] = int(result.cycles)
+                if result.layer_cycles:
+                    row["layer_" + ("instructions" if result.cycle_unit == "instructions" else "cycles")] = \
+                        list(result.layer_cycles)
+                    if summary.layer_cycles_sum is None:
+                        summary.layer_cycles_sum = [0] * len(result.layer_cycles)
+                    summary.layer_cycles_sum = [a + b for a, b in zip(summary.layer_cycles_sum, result.layer_cycles)]
+                if report_file:
+                    report_file.write(json.dumps(row) + "\n")
+                if progress:
+                    progress(1)
+    except TinycError as exc:
+        summary.error = str(exc)
+        if report_file:
+            report_file.write(json.dumps({"error": str(exc), "after_samples": summary.samples,
+                                          "time": time.time()}) + "\n")
+    finally:
+        if report_file:
+            report_file.close()
+    return summary
