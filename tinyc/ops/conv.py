@@ -207,10 +207,8 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
         "}"
     )
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w * filter_in_ch
-    notes = [f"stride {g['stride_h']}x{g['stride_w']}, dilation {g['dilation_h']}x{g['dilation_w']}, "
-             f"padding {op.attrs.get('padding', 'SAME')} (top {g['pad_h']}, left {g['pad_w']}), "
-             f"activation {op.attrs.get('activation', 'NONE')}"
-             + (f", {groups} groups" if groups > 1 else "")]
+    notes = [f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]"
+             + (f"; {groups} groups" if groups > 1 else "")]
     return Lowered(call=call, macs=macs, notes=notes)
 
 
@@ -227,10 +225,8 @@ def check_depthwise_conv_2d(graph, op):
     if in_ch <= 0 or out_ch % in_ch != 0:
         raise UnsupportedError(f"{lab} has {out_ch} filter channels for {in_ch} input channels; "
                                "they must be a multiple (the depth multiplier)")
-    dm_attr = op.attrs.get("depth_multiplier")
-    if dm_attr not in (None, 0) and int(dm_attr) * in_ch != out_ch:
-        raise UnsupportedError(f"{lab} has depth_multiplier {dm_attr}, inconsistent with {in_ch} input "
-                               f"and {out_ch} filter channels; fix the model")
+    # The depth_multiplier attribute is redundant: LiteRT derives it from the shapes (checked
+    # with ai-edge-litert 2.3: 0 or a wrong value gives the same results), and so does tinyc.
     _per_channel_scale_check(op, "DEPTHWISE_CONV_2D", w, out_ch, 3)
     if _has_bias(op) and graph.tensors[op.inputs[2]].size != out_ch:
         raise UnsupportedError(f"{lab} has {graph.tensors[op.inputs[2]].size} bias values for "
@@ -271,7 +267,6 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
         "}"
     )
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w
-    notes = [f"stride {g['stride_h']}x{g['stride_w']}, dilation {g['dilation_h']}x{g['dilation_w']}, "
-             f"padding {op.attrs.get('padding', 'SAME')} (top {g['pad_h']}, left {g['pad_w']}), "
-             f"depth multiplier {depth_multiplier}, activation {op.attrs.get('activation', 'NONE')}"]
+    notes = [f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]; "
+             f"depth multiplier {depth_multiplier}"]
     return Lowered(call=call, macs=macs, notes=notes)

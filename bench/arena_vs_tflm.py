@@ -1,0 +1,30 @@
+"""tinyc's planned arena vs TensorFlow Lite Micro's (RecordingMicroAllocator total) for every
+MLPerf Tiny int8 model. Prints a Markdown table (the README's benchmark table)."""
+
+import sys
+import tempfile
+from pathlib import Path
+
+from tinyc.pipeline import convert_model
+from tinyc.tflm import tflm_arena
+
+MODELS = ["ad01_int8", "kws_ref_model", "str_ww_ref_model", "pretrainedResnet_quant",
+          "pretrainedResnet_large_int8", "vww_96_int8"]
+
+
+def main() -> int:
+    mlperf = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
+    print("| model | tinyc arena (B) | TFLM arena total (B) | TFLM head / tail (B) | tinyc / TFLM |")
+    print("|---|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in MODELS:
+            path = mlperf / f"{name}.tflite"
+            ours = convert_model(path, Path(tmp) / name).manifest["arena_bytes"]
+            tflm = tflm_arena(path)
+            print(f"| {name} | {ours:,} | {tflm['total']:,} | {tflm.get('head', 0):,} / {tflm.get('tail', 0):,} "
+                  f"| {ours / tflm['total']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
