@@ -33,7 +33,7 @@ def convert_keras_int8(model, rep_data, per_tensor: bool = False, io_type: str =
     specs = [tf.TensorSpec([1, *x.shape[1:]], tf.float32) for x in inputs]
     fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0]))
     concrete = fn.get_concrete_function(*specs)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])  # no trackable: TF freezes the Keras 3 variables itself
     reps = rep_data if isinstance(rep_data, (list, tuple)) else [rep_data]
 
     def gen():

@@ -98,7 +98,6 @@ def edge_tflite():
         lambda x: L.Conv2D(3, 2, padding="valid", name="whole_input")(x),
         lambda x: L.Conv2D(2, 5, strides=2, padding="same", name="k5_on_2x2")(x),
         lambda x: L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw_k3_on_2x2")(x),
-        lambda x: L.DepthwiseConv2D(2, dilation_rate=3, padding="same", name="dw_empty_windows")(x),
     ]
     model = _build((2, 2, 3), branches, seed=3)
     return convert_keras_int8(model, _rep((2, 2, 3), 0.0, 1.0, seed=3))
@@ -158,6 +157,17 @@ def test_depthwise_conv_2d_variants_bit_exact(depthwise_tflite, tmp_path):
 
 def test_border_and_empty_windows_bit_exact(edge_tflite, tmp_path):
     bit_exact(edge_tflite, tmp_path)
+
+
+def test_depthwise_empty_windows_bit_exact(edge_tflite, tmp_path):
+    """The converter leaves a dilated depthwise on a 2x2 input as SPACE_TO_BATCH_ND etc.;
+    set dilation 3 on the 3x3 one instead (SAME: the output size does not change), so that
+    some windows hold no tap inside the image at all."""
+    g = tflite_to_graph(edge_tflite)
+    dw = [op for op in g.ops if op.kind == "DEPTHWISE_CONV_2D"]
+    assert len(dw) == 1 and dw[0].attrs["padding"] == "SAME"
+    dw[0].attrs["dilation_h"] = dw[0].attrs["dilation_w"] = 3
+    bit_exact(graph_to_tflite(g), tmp_path)
 
 
 def test_deep_and_chained_bit_exact(deep_tflite, tmp_path):

@@ -19,7 +19,8 @@ samples (the calibration data), it compares the float model with the int8 model:
   does to the rest of its channel or tensor); `activations_clipped` (share of float activation
   values outside the output's int8 range).
 
-Layers are ranked by `channel_sqnr_db` (then `local_sqnr_db`), lowest first: `worst` names
+Layers are ranked by `channel_sqnr_db` (`local_sqnr_db` for fixed-range ops such as
+softmax, and as the tie-break), lowest first: `worst` names
 the five worst. Float and int8 tensors are matched by name (the quantizer keeps them), and
 by position among the compute ops when names differ.
 
@@ -42,6 +43,9 @@ from tinyc.passes.quantize import dequantize_array, quantize_array
 
 EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+# Ops whose output range is fixed by the int8 spec, not calibrated (softmax: 1/256, -128):
+# tiny probabilities below one step are lost by design, so their per-channel SQNR says nothing.
+FIXED_RANGE_OPS = ("SOFTMAX", "LOGISTIC", "TANH", "LOG_SOFTMAX")
 SQNR_CAP_DB = 200.0  # an exact match reports this instead of infinity (JSON has no inf)
 
 
@@ -267,7 +271,8 @@ def layer_report(float_tflite: bytes, int8_tflite: bytes, samples: np.ndarray, *
             local = None
         if local is not None:
             entry["local_sqnr_db"] = sqnr_db(local, deq_q)
-            entry["channel_sqnr_db"] = channel_sqnr_db(local, deq_q)
+            if kind not in FIXED_RANGE_OPS:
+                entry["channel_sqnr_db"] = channel_sqnr_db(local, deq_q)
             entry["local_max_abs_error"] = float(np.max(np.abs(local - deq_q))) if local.size else 0.0
             if "scale" in entry and entry["scale"] > 0:
                 rmse = float(np.sqrt(np.mean((local.astype(np.float64) - deq_q) ** 2))) if local.size else 0.0
@@ -275,9 +280,10 @@ def layer_report(float_tflite: bytes, int8_tflite: bytes, samples: np.ndarray, *
         layers.append(entry)
 
     def rank_key(e):
-        c = e.get("channel_sqnr_db")
         loc = e.get("local_sqnr_db")
-        return (c if c is not None else SQNR_CAP_DB, loc if loc is not None else SQNR_CAP_DB)
+        loc = loc if loc is not None else SQNR_CAP_DB
+        c = e.get("channel_sqnr_db")
+        return (c if c is not None else loc, loc)
 
     ranked = sorted((e for e in layers if "local_sqnr_db" in e), key=rank_key)
     report = {

@@ -253,6 +253,7 @@ static void infer(uint8_t seq, const uint8_t *payload)
     for (i = 0; i < (uint32_t)TINYC_NUM_LAYERS; ++i) {
         layer_ticks[i] = 0;
     }
+    tinyc_counter_reset();
     t0 = tinyc_counter_read();
     status = (int32_t)tinyc_invoke_all(inputs, outputs);
     ticks = tinyc_counter_read() - t0;

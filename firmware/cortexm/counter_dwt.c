@@ -24,8 +24,13 @@ void tinyc_counter_init(void)
 {
     DEMCR |= 1u << 24;       /* TRCENA: power the DWT */
     DWT_LAR = 0xC5ACCE55u;   /* unlock (Cortex-M7); ignored where there is no lock */
-    DWT_CYCCNT = 0;
     DWT_CTRL |= 1u;          /* CYCCNTENA */
+    tinyc_counter_reset();
+}
+
+void tinyc_counter_reset(void)
+{
+    DWT_CYCCNT = 0;
     last = 0;
     high = 0;
 }

@@ -21,19 +21,36 @@ void tinyc_systick_handler(void)
 
 void tinyc_counter_init(void)
 {
-    SYST_CSR = 0;
     SYST_RVR = 0x00FFFFFFu;
-    SYST_CVR = 0; /* any write clears it: the count restarts from the reload value */
-    wraps = 0;
+    tinyc_counter_reset();
+}
+
+/*
+ * Restarts the count at 0 with a fixed phase, so that two runs of the same inference
+ * read the same numbers. A write to CVR clears it; the counter reloads from RVR on the
+ * next tick, which we wait for.
+ */
+void tinyc_counter_reset(void)
+{
+    SYST_CSR = 0;
+    SYST_CVR = 0;
     SYST_CSR = 7; /* processor clock, wrap interrupt, enabled */
+    while (SYST_CVR == 0) {
+    }
+    wraps = 0;
 }
 
 uint64_t tinyc_counter_read(void)
 {
     uint32_t hi, v;
-    do {
+    for (;;) {
         hi = wraps;
         v = SYST_CVR;
-    } while (hi != wraps); /* a wrap in between: read again */
+        /* CVR = 0 is the last tick of a period, whose wrap interrupt may not have been
+           taken yet; a wrap between the two reads: read again in both cases */
+        if (v != 0 && hi == wraps) {
+            break;
+        }
+    }
     return ((uint64_t)hi << 24) + (0x00FFFFFFu - v);
 }
