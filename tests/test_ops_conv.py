@@ -11,10 +11,15 @@ import numpy as np
 import pytest
 
 from helpers import assert_bit_exact, convert_keras_int8
+from tinyc.boards import load_board
+from tinyc.build import build
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend.tflite import graph_to_tflite, tflite_to_graph
 from tinyc.ops import check_op
+from tinyc.pipeline import convert_graph
 from tinyc.reference import Reference
+from tinyc.runners import open_session
+from tinyc.samples import from_record, random_inputs, to_record
 
 import keras  # noqa: E402
 L = keras.layers
@@ -124,7 +129,7 @@ def per_tensor_tflite():
     a = L.Conv2D(6, 3, padding="same", activation="relu", name="pt_conv")(inp)
     b = L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="same", name="pt_dw")(a)
     c = L.Conv2D(4, 2, dilation_rate=2, padding="valid", activation="relu6", name="pt_conv_dil")(b)
-    d = L.Conv2D(4, 3, groups=3, padding="valid", name="pt_groups")(inp)
+    d = L.Conv2D(6, 3, groups=3, padding="valid", name="pt_groups")(inp)
     model = keras.Model(inp, [c, d])
     return convert_keras_int8(model, _rep((6, 5, 3), -1.0, 1.0, seed=5), per_tensor=True)
 
@@ -182,15 +187,35 @@ def test_per_tensor_weights_bit_exact(per_tensor_tflite, tmp_path):
     bit_exact(per_tensor_tflite, tmp_path)
 
 
-def test_without_bias_bit_exact(conv_tflite, depthwise_tflite, tmp_path):
-    """The converter always adds a bias; the bias input is optional in TFLite: drop it."""
-    for name, tfl in (("conv", conv_tflite), ("dw", depthwise_tflite)):
-        g = tflite_to_graph(tfl)
-        for op in _conv_ops(g):
-            op.inputs = op.inputs[:2]
-        edited = graph_to_tflite(g)
-        assert all(len(op.inputs) == 2 for op in _conv_ops(tflite_to_graph(edited)))
-        bit_exact(edited, tmp_path / name)
+def test_depthwise_without_bias_bit_exact(depthwise_tflite, tmp_path):
+    """The converter always adds a bias; TFLite's bias input is optional: drop it."""
+    g = tflite_to_graph(depthwise_tflite)
+    for op in _conv_ops(g):
+        op.inputs = op.inputs[:2]
+    edited = graph_to_tflite(g)
+    assert all(len(op.inputs) == 2 for op in _conv_ops(tflite_to_graph(edited)))
+    bit_exact(edited, tmp_path)
+
+
+def test_conv_2d_without_bias_equals_zero_bias(conv_tflite, tmp_path):
+    """LiteRT 2.3's CONV_2D refuses a missing bias (conv.cc: has_bias), TFLM accepts it; tinyc
+    compiles it as a zero bias: compare with BUILTIN_REF on the model with explicit zero biases."""
+    g = tflite_to_graph(conv_tflite)
+    for op in _conv_ops(g):
+        g.tensors[op.inputs[2]].data = np.zeros_like(g.tensors[op.inputs[2]].data)
+    reference = Reference(graph_to_tflite(g))
+    for op in _conv_ops(g):
+        op.inputs = op.inputs[:2]
+    outdir = tmp_path / "out"
+    manifest = convert_graph(g, outdir).manifest
+    board = load_board("host")
+    build(outdir, board)
+    samples = random_inputs(manifest["inputs"], 50, seed=1)
+    with open_session(board, outdir) as session:
+        for i, sample in enumerate(samples):
+            got = from_record(session.infer(to_record(sample)).output, manifest["outputs"])
+            for k, (a, e) in enumerate(zip(got, reference.run(*sample))):
+                assert np.array_equal(a, e), f"sample {i} output {k} differs\n{describe_outputs(conv_tflite)}"
 
 
 def test_batch_of_two_bit_exact(deep_tflite, edge_tflite, tmp_path):

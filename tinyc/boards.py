@@ -73,3 +73,48 @@ def load_board(name: str) -> Board:
         )
     except KeyError as exc:
         raise TinycError(f"board file {path} lacks the key {exc.args[0]}") from None
+
+
+def load_all_boards() -> list[Board]:
+    return [load_board(n) for n in board_names()]
+
+
+def runner_status(board: Board) -> tuple[bool, str]:
+    """(available, why): can this machine build and run the board right now?"""
+    import platform
+    import shutil
+
+    if board.runner == "host":
+        ok = shutil.which(board.cc) is not None
+        return ok, "local process" if ok else f"{board.cc} not found"
+    if shutil.which(board.cc) is None:
+        return False, f"{board.cc} missing (apt: {board.raw.get('toolchain_package', '?')})"
+    if board.runner == "qemu-system":
+        q = board.raw.get("qemu", {})
+        binary = q.get("binary", "qemu-system-arm")
+        if shutil.which(binary) is None:
+            return False, f"{binary} missing (apt: {q.get('package', 'qemu-system-arm')})"
+        return True, f"{binary} -M {q.get('machine', board.name)}"
+    if board.runner in ("qemu-user", "native"):
+        arch = board.raw.get("arch", "aarch64")
+        if board.runner == "native" or platform.machine() == arch:
+            return True, "native"
+        q = board.raw.get("qemu", {})
+        binary = q.get("binary", f"qemu-{arch}")
+        if shutil.which(binary) is None:
+            return False, f"{binary} missing (apt: {q.get('package', 'qemu-user')})"
+        return True, binary
+    if board.runner in ("openocd", "st-flash", "pyocd"):
+        tools = [c[0] for c in board.raw.get("flash", {}).values()] or [board.runner]
+        found = [t for t in tools if shutil.which(t)]
+        port = board.raw.get("serial", {}).get("port", "")
+        sibling = board.raw.get("emulated_sibling")
+        note = f" (emulated sibling: {sibling})" if sibling else ""
+        if not found:
+            return False, f"real board: needs {' or '.join(tools)} and a board on {port or '--port'}{note}"
+        return True, f"real board via {found[0]} on {port or '--port'}{note}"
+    return False, f"unknown runner {board.runner}"
+
+
+def runner_available(board: Board) -> bool:
+    return runner_status(board)[0]

@@ -242,8 +242,8 @@ def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = 
         layers.append(Layer(i, op.name, op.kind, comment, low.call, low.macs))
 
     kernels: list[str] = []
-    for op in graph.ops:
-        for k in spec_for(op.kind).kernels:
+    for op, low in zip(graph.ops, lowered):
+        for k in (low.kernels if low.kernels is not None else spec_for(op.kind).kernels):
             if k not in kernels:
                 kernels.append(k)
     model_hash = hashlib.sha256(tflite_bytes).hexdigest()[:16]

@@ -260,10 +260,15 @@ class Link:
         return self.seq
 
     def send(self, ftype: int, seq: int, payload: bytes = b"") -> None:
-        self.stream.write(encode_frame(ftype, seq, payload))
-        flush = getattr(self.stream, "flush", None)
-        if flush is not None:
-            flush()
+        try:
+            self.stream.write(encode_frame(ftype, seq, payload))
+            flush = getattr(self.stream, "flush", None)
+            if flush is not None:
+                flush()
+        except OSError as exc:
+            if self.alive is not None:
+                self.alive()
+            raise TinycError(f"cannot write to {self.name}: {exc}") from None
 
     def _read_some(self, deadline: float) -> bytes:
         left = deadline - time.monotonic()
@@ -280,7 +285,14 @@ class Link:
                 return self.pending.pop(0)
             if time.monotonic() >= deadline:
                 return None
-            data = self._read_some(deadline)
+            try:
+                data = self._read_some(deadline)
+            except OSError as exc:  # pyserial's SerialException is an OSError
+                if self.alive is not None:
+                    self.alive()
+                    time.sleep(0.2)  # the far end may be on its way out: let alive() see it
+                    self.alive()
+                raise TinycError(f"lost the link on {self.name}: {exc}") from None
             if data:
                 self.pending.extend(self.reader.feed(data))
             elif self.alive is not None:

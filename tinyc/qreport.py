@@ -50,12 +50,12 @@ SQNR_CAP_DB = 200.0  # an exact match reports this instead of infinity (JSON has
 
 
 def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float | None:
-    """10 log10(sum ref^2 / sum (ref - test)^2), capped; None when ref is all zero and test too."""
+    """10 log10(sum ref^2 / sum (ref - test)^2), capped at +-200 dB (exact: +200)."""
     ref = np.asarray(ref, dtype=np.float64)
     err = np.sum((ref - np.asarray(test, dtype=np.float64)) ** 2)
     sig = np.sum(ref ** 2)
     if err == 0:
-        return SQNR_CAP_DB if sig > 0 else None
+        return SQNR_CAP_DB
     if sig == 0:
         return -SQNR_CAP_DB
     return float(min(SQNR_CAP_DB, 10.0 * math.log10(sig / err)))
@@ -70,7 +70,6 @@ def channel_sqnr_db(ref: np.ndarray, test: np.ndarray) -> float | None:
     c = ref.shape[-1]
     r, t = ref.reshape(-1, c), test.reshape(-1, c)
     vals = [sqnr_db(r[:, i], t[:, i]) for i in range(c) if np.any(r[:, i] != 0)]
-    vals = [v for v in vals if v is not None]
     return float(np.median(vals)) if vals else None
 
 
@@ -293,7 +292,8 @@ def layer_report(float_tflite: bytes, int8_tflite: bytes, samples: np.ndarray, *
         "layers": layers,
         "worst": [{"index": e["index"], "name": e["name"], "op": e["op"],
                    "channel_sqnr_db": e.get("channel_sqnr_db"), "local_sqnr_db": e.get("local_sqnr_db"),
-                   "sqnr_db": e.get("sqnr_db")} for e in ranked[:5]],
+                   "sqnr_db": e.get("sqnr_db"), "max_abs_error": e.get("max_abs_error"),
+                   "local_max_abs_error": e.get("local_max_abs_error")} for e in ranked[:5]],
     }
     if not trustworthy:
         report["note"] = ("calibrated on random data (--calib-random): the scales, and so this report, "

@@ -26,6 +26,30 @@ from tinyc.frontend import float_tflite as ft
 from tinyc.frontend import keras as kf
 
 Progress = Callable[[str, int, int], None]
+
+
+def progress_adapter(progress) -> Progress | None:
+    """Accept progress(stage, done, total), or a one-argument text sink such as click.echo.
+
+    A text sink gets one line per stage when it completes (not one per sample).
+    """
+    if progress is None:
+        return None
+    import inspect
+
+    try:
+        params = [p for p in inspect.signature(progress).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+        three = len(params) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(progress).parameters.values())
+    except (TypeError, ValueError):
+        three = True
+    if three:
+        return progress
+
+    def text(stage: str, done: int, total: int) -> None:
+        if done == total:
+            progress(f"{stage}: {total} samples done")
+    return text
 REPORT_SAMPLES = 64  # samples of the calibration data used by the per-layer report
 
 
@@ -155,7 +179,7 @@ def _representative(samples: np.ndarray, progress: Progress | None):
         for k in range(n):
             yield [samples[k:k + 1]]
             if progress:
-                progress("calibrate", k + 1, n)
+                kf.uncaptured(progress, "calibrate", k + 1, n)
     return gen
 
 
@@ -172,6 +196,7 @@ def prepare_int8(path, *, calib=None, calib_random=None, per_tensor: bool = Fals
     """
     if io not in ("int8", "float"):
         raise TinycError(f"--io must be 'int8' or 'float', not '{io}'")
+    progress = progress_adapter(progress)
     path = Path(path)
     warnings: list[str] = []
     if not is_float_model(path):
@@ -276,6 +301,7 @@ def evaluate(prepared: PreparedModel, outdir, data_npz, board: str = "host",
     """
     from tinyc.reference import Reference
 
+    progress = progress_adapter(progress)
     outdir = Path(outdir)
     model_path = outdir / "model.tflite"
     if not model_path.is_file():
@@ -380,3 +406,20 @@ def _run_c(outdir: Path, board_name: str, inputs: list[np.ndarray], out_d: dict,
                     progress("eval C", k + 1, len(records))
     return [np.frombuffer(r.output, dtype=dtype).reshape(shape) for r in results]
 
+
+
+def format_evaluation(result: dict) -> list[str]:
+    """Text lines for the CLI: the accuracies side by side, and the C-vs-reference check."""
+    def acc(part):
+        d = result.get(part)
+        if not d:
+            return "-"
+        return f"{100 * d['accuracy']:.2f}%" if "accuracy" in d else "n/a"
+    lines = [f"evaluation on {result['samples']} samples:",
+             f"  accuracy  float {acc('float')}   int8 reference {acc('int8_reference')}   generated C {acc('c')}"]
+    cmp = result.get("c_vs_reference", {})
+    lines.append("  generated C vs int8 reference: " + (
+        "bit-exact on every sample" if cmp.get("bit_exact") else f"{cmp.get('mismatched_samples')} samples differ"))
+    if result.get("int8_vs_float", {}).get("top1_agreement") is not None:
+        lines.append(f"  int8 vs float top-1 agreement {100 * result['int8_vs_float']['top1_agreement']:.2f}%")
+    return lines

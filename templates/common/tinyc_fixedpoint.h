@@ -2,9 +2,8 @@
  * tinyc fixed-point helpers, defined once for every kernel.
  *
  * These reproduce TensorFlow Lite's reference integer arithmetic bit for bit
- * (tensorflow/lite/kernels/internal/common.h, built with TFLITE_SINGLE_ROUNDING as
- * LiteRT's BUILTIN_REF kernels are, and gemmlowp's fixedpoint.h for the helpers that
- * softmax and logistic still use).
+ * (tensorflow/lite/kernels/internal/common.h and gemmlowp's fixedpoint.h), with the
+ * rounding variant each of LiteRT's BUILTIN_REF kernels actually uses (see below).
  * C99; signed right shifts are arithmetic on every compiler tinyc targets.
  */
 #ifndef TINYC_FIXEDPOINT_H
@@ -43,13 +42,18 @@ static inline int32_t tinyc_rounding_divide_by_pot_s32(int32_t x, int exponent)
 }
 
 /*
- * TFLite MultiplyByQuantizedMultiplier: round(x * multiplier * 2^(shift - 31)).
+ * Requantization: x * multiplier * 2^(shift - 31), multiplier a Q31 in [2^30, 2^31).
  *
- * LiteRT's reference kernels are built with TFLITE_SINGLE_ROUNDING: one 64-bit product and
- * one rounding shift (ties round up). Checked against ai-edge-litert 2.3.0 BUILTIN_REF, where
- * the gemmlowp double-rounding variant (below, kept for TFLM-compatible builds) differs by
- * 1 LSB on a share of outputs. shift is in [-31, 30].
+ * LiteRT 2.3.0's reference kernels do not all round the same way (found by comparing
+ * each op with BUILTIN_REF, 2026-11-26):
+ *   FULLY_CONNECTED (per-tensor and per-channel): single rounding, tinyc_requantize_s32;
+ *   CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, MEAN, QUANTIZE (int8 -> int8) and the rest:
+ *   gemmlowp double rounding, tinyc_requantize_double_s32.
+ * Each kernel says which one it uses and why; a wrong pick is a 1-LSB error on a share of
+ * outputs. (TFLM uses double rounding everywhere, hence its FULLY_CONNECTED differences.)
  */
+
+/* Single rounding: one 64-bit product, one rounding shift (ties up). shift in [-31, 30]. */
 static inline int32_t tinyc_requantize_s32(int32_t x, int32_t multiplier, int shift)
 {
     const int total_shift = 31 - shift;
@@ -57,21 +61,9 @@ static inline int32_t tinyc_requantize_s32(int32_t x, int32_t multiplier, int sh
     return (int32_t)(((int64_t)x * (int64_t)multiplier + round) >> total_shift);
 }
 
-/* TFLite MultiplyByQuantizedMultiplierSmallerThanOneExp (left_shift <= 0); single rounding. */
-static inline int32_t tinyc_requantize_lt1_s32(int32_t x, int32_t multiplier, int left_shift)
-{
-    return tinyc_requantize_s32(x, multiplier, left_shift);
-}
-
-/* TFLite MultiplyByQuantizedMultiplierGreaterThanOne (left_shift >= 0); single rounding. */
-static inline int32_t tinyc_requantize_gt1_s32(int32_t x, int32_t multiplier, int left_shift)
-{
-    return tinyc_requantize_s32(x, multiplier, left_shift);
-}
-
 /*
- * gemmlowp double rounding (TFLite without TFLITE_SINGLE_ROUNDING, and TFLM): a rounding
- * doubling high multiply, then a rounding right shift. Not the reference's variant.
+ * gemmlowp double rounding (TFLite MultiplyByQuantizedMultiplier without
+ * TFLITE_SINGLE_ROUNDING): a rounding doubling high multiply, then a rounding right shift.
  */
 static inline int32_t tinyc_requantize_double_s32(int32_t x, int32_t multiplier, int shift)
 {
@@ -80,6 +72,19 @@ static inline int32_t tinyc_requantize_double_s32(int32_t x, int32_t multiplier,
     return tinyc_rounding_divide_by_pot_s32(
         tinyc_sat_rounding_doubling_high_mul_s32(tinyc_shl_s32(x, left_shift), multiplier),
         right_shift);
+}
+
+/* TFLite MultiplyByQuantizedMultiplierSmallerThanOneExp (left_shift <= 0), double rounding. */
+static inline int32_t tinyc_requantize_lt1_s32(int32_t x, int32_t multiplier, int left_shift)
+{
+    return tinyc_rounding_divide_by_pot_s32(
+        tinyc_sat_rounding_doubling_high_mul_s32(x, multiplier), -left_shift);
+}
+
+/* TFLite MultiplyByQuantizedMultiplierGreaterThanOne (left_shift >= 0), double rounding. */
+static inline int32_t tinyc_requantize_gt1_s32(int32_t x, int32_t multiplier, int left_shift)
+{
+    return tinyc_sat_rounding_doubling_high_mul_s32(tinyc_shl_s32(x, left_shift), multiplier);
 }
 
 #endif /* TINYC_FIXEDPOINT_H */

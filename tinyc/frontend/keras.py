@@ -46,44 +46,72 @@ def quiet_tf_env() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
+_ACTIVE: list[tuple] = []  # (saved fd 1, saved fd 2, capture file fd) of open captures
+
+
 @contextlib.contextmanager
 def captured_output():
     """Redirect fd 1 and 2 to a temporary file (the converter writes there from C++).
 
-    Yields a list that receives the captured text when the block ends.
+    Yields a list that receives the captured text when the block ends. `uncaptured(fn)`
+    runs a callback (progress display) with the real stdout/stderr in the middle of it.
     """
     import sys
 
     sink: list[str] = []
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # pragma: no cover - closed or odd streams
-            pass
+    _flush()
     with tempfile.TemporaryFile(mode="w+b") as tmp:
-        saved = [os.dup(1), os.dup(2)]
+        saved = (os.dup(1), os.dup(2))
+        py_out, py_err = sys.stdout, sys.stderr
+        devnull = open(os.devnull, "w")
         try:
             os.dup2(tmp.fileno(), 1)
             os.dup2(tmp.fileno(), 2)
-            with contextlib.redirect_stdout(open(os.devnull, "w")) as _o, \
-                    contextlib.redirect_stderr(open(os.devnull, "w")) as _e:
-                try:
-                    yield sink
-                finally:
-                    _o.close()
-                    _e.close()
+            sys.stdout = sys.stderr = devnull
+            _ACTIVE.append((saved[0], saved[1], tmp.fileno(), py_out, py_err))
+            yield sink
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:  # pragma: no cover
-                    pass
+            _ACTIVE.pop()
+            sys.stdout, sys.stderr = py_out, py_err
+            devnull.close()
+            _flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
             tmp.seek(0)
             sink.append(tmp.read().decode("utf-8", "replace"))
+
+
+def _flush() -> None:
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # pragma: no cover - closed or odd streams
+            pass
+
+
+def uncaptured(fn, *args) -> None:
+    """Call fn(*args) with the real stdout/stderr even inside `captured_output()`."""
+    import sys
+
+    if not _ACTIVE:
+        fn(*args)
+        return
+    out_fd, err_fd, tmp_fd, py_out, py_err = _ACTIVE[-1]
+    cur_out, cur_err = sys.stdout, sys.stderr
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    sys.stdout, sys.stderr = py_out, py_err
+    try:
+        fn(*args)
+    finally:
+        _flush()
+        sys.stdout, sys.stderr = cur_out, cur_err
+        os.dup2(tmp_fd, 1)
+        os.dup2(tmp_fd, 2)
 
 
 def is_keras_path(path) -> bool:

@@ -43,6 +43,7 @@ class Lowered:
     call: str  # C statement(s) for the layer body
     macs: int = 0
     notes: list[str] = field(default_factory=list)  # extra comment lines for the layer header
+    kernels: list[str] | None = None  # kernel templates used instead of the op's registered ones
 
 
 @dataclass

@@ -57,7 +57,7 @@ def lower_concatenation(graph, op, ctx) -> Lowered:
     axis = _axis(graph, op)
     esize = dtype_size(y.dtype)
     outer = int(np.prod(y.shape[:axis], dtype=np.int64)) if y.shape else 1
-    out_block = (y.size // outer) * esize  # bytes per outer slice of the output
+    out_block = (y.size // outer) * esize if outer else 0  # bytes per outer slice of the output
     dst = ctx.ptr(op.outputs[0])
     if y.dtype != "int8":
         dst = f"(int8_t *){dst}"

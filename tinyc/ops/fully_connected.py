@@ -27,6 +27,10 @@ def check_fully_connected(graph, op):
 
 @register("FULLY_CONNECTED", kernels=["fully_connected"])
 def lower_fully_connected(graph, op, ctx) -> Lowered:
+    enc = graph.meta.get("weight_encoding", {}).get(op.inputs[1])
+    if enc and enc["kind"] != "raw":  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
+        from tinyc.ops.compressed import lower_encoded
+        return lower_encoded(graph, op, ctx, enc)
     x = graph.tensors[op.inputs[0]]
     w = graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]

@@ -117,13 +117,12 @@ def _widen_tiny_range(rmin: float, rmax: float) -> tuple[float, float]:
 def choose_qparams(rmin: float, rmax: float, qmin: int = INT8_MIN, qmax: int = INT8_MAX) -> tuple[float, int]:
     """(scale, zero_point) of an activation whose calibrated range is [rmin, rmax].
 
-    Asymmetric, full range [-128, 127]. The scale is (max - min) / 255 computed in float32; the
-    zero point is qmin - min / scale, rounded (half away from zero) and clamped into [qmin, qmax].
-    The range is not stretched to hold 0.0 here: calibrated ranges of activations (after
-    ReLU, inputs scaled to [0, 1]) already do, and a range that does not is clamped by the zero
-    point, as in the converter.
+    Asymmetric, full range [-128, 127]. The range is first stretched to hold 0.0 (so that 0,
+    e.g. padding, is exact), then the scale is (max - min) / 255 computed in float32 and the zero
+    point qmin - min / scale, rounded half away from zero and clamped into [qmin, qmax].
     """
-    rmin, rmax = _widen_tiny_range(float(rmin), float(rmax))
+    rmin, rmax = min(float(rmin), 0.0), max(float(rmax), 0.0)
+    rmin, rmax = _widen_tiny_range(rmin, rmax)
     f32 = np.float32
     scale = f32(f32(rmax) - f32(rmin)) / f32(qmax - qmin)
     zp_from_min = float(f32(qmin - rmin / float(scale)))

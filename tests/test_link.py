@@ -1,0 +1,271 @@
+"""The serial protocol: framing against independent vectors, and the real link (C server
+<-> pyserial) through a fault-injecting pty relay.
+
+The server here is firmware/linux built for this machine (the same C protocol server the
+microcontrollers run), so these tests are fast; tests/test_firmware_qemu.py repeats the
+noisy run against an emulated Cortex-M UART.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faultrelay import TO_BOARD, TO_HOST, FaultRelay, Faults
+from tinyc import link as L
+from tinyc.boards import Board
+from tinyc.errors import TinycError
+from tinyc.firmware import build_firmware
+from tinyc.pipeline import convert_model
+from tinyc.reference import Reference
+from tinyc.runners import linux
+
+# ---------------------------------------------------------------------------- COBS / frames
+
+# Examples from the COBS paper / its Wikipedia article (independent of this code).
+COBS_VECTORS = [
+    (b"\x00", b"\x01\x01"),
+    (b"\x00\x00", b"\x01\x01\x01"),
+    (b"\x00\x11\x00", b"\x01\x02\x11\x01"),
+    (b"\x11\x22\x00\x33", b"\x03\x11\x22\x02\x33"),
+    (b"\x11\x22\x33\x44", b"\x05\x11\x22\x33\x44"),
+    (b"\x11\x00\x00\x00", b"\x02\x11\x01\x01\x01"),
+    (bytes(range(1, 255)), b"\xff" + bytes(range(1, 255))),
+    (bytes(range(0, 255)), b"\x01\xff" + bytes(range(1, 255))),
+    (bytes(range(1, 256)), b"\xff" + bytes(range(1, 255)) + b"\x02\xff"),
+    (bytes(range(2, 256)) + b"\x00", b"\xff" + bytes(range(2, 256)) + b"\x01\x01"),
+    (bytes(range(3, 256)) + b"\x00\x01", b"\xfe" + bytes(range(3, 256)) + b"\x02\x01"),
+]
+
+
+@pytest.mark.parametrize("raw,encoded", COBS_VECTORS)
+def test_cobs_known_vectors(raw, encoded):
+    assert L.cobs_encode(raw) == encoded
+    assert L.cobs_decode(encoded) == raw
+
+
+def test_cobs_roundtrip_random_and_no_zero_inside():
+    rng = random.Random(1)
+    for n in [0, 1, 253, 254, 255, 508, 509, 1000, 27648]:
+        for zeros in (0.0, 0.01, 0.5):
+            data = bytes(0 if rng.random() < zeros else rng.randrange(1, 256) for _ in range(n))
+            enc = L.cobs_encode(data)
+            assert 0 not in enc
+            assert len(enc) <= n + n // 254 + 1
+            assert L.cobs_decode(enc) == data
+
+
+def test_frame_layout_and_crc():
+    payload = bytes(range(0, 40))
+    wire = L.encode_frame(L.T_INFER, 7, payload)
+    assert wire[0] == 0 and wire[-1] == 0 and 0 not in wire[1:-1]
+    body = L.cobs_decode(wire[1:-1])
+    assert body[:8] == bytes([0x02, 7, 1, 0]) + struct.pack("<I", 40)
+    assert body[8:-4] == payload
+    # CRC-32/IEEE: the standard check value of "123456789" is 0xCBF43926
+    assert zlib.crc32(b"123456789") == 0xCBF43926
+    assert struct.unpack("<I", body[-4:])[0] == zlib.crc32(body[:-4])
+    assert L.decode_frame(wire[1:-1]) == L.Frame(L.T_INFER, 7, payload)
+
+
+def test_every_single_byte_error_is_detected():
+    wire = L.encode_frame(L.T_RESULT, 3, bytes(range(1, 200)))[1:-1]
+    for i in range(len(wire)):
+        for bit in (0, 3, 7):
+            bad = bytearray(wire)
+            bad[i] ^= 1 << bit
+            if bad[i] == 0:
+                continue
+            assert L.decode_frame(bytes(bad)) is None, (i, bit)
+        assert L.decode_frame(wire[:i] + wire[i + 1:]) is None, i   # a dropped byte
+
+
+def test_reader_resyncs_on_garbage():
+    rng = random.Random(2)
+    frames = [L.encode_frame(L.T_RESULT, s, bytes(rng.randrange(256) for _ in range(rng.randrange(300))))
+              for s in range(20)]
+    stream = bytearray()
+    for f in frames:
+        stream += bytes(rng.randrange(256) for _ in range(rng.randrange(40)))  # noise between frames
+        stream += f
+    reader = L.FrameReader()
+    got = []
+    for i in range(0, len(stream), 17):  # arrives in small pieces
+        got += reader.feed(bytes(stream[i:i + 17]))
+    assert [f.seq for f in got] == list(range(20))
+    assert [f.payload for f in got] == [L.decode_frame(f[1:-1]).payload for f in frames]
+
+
+# ---------------------------------------------------------------------------- the real link
+
+NATIVE = Board(name="linux-native", description="this machine, as a Linux board", kind="linux", runner="native",
+               cc="cc", cflags=["-O2"], cycle_source="clock", raw={"arch": "native"})
+
+
+@pytest.fixture(scope="module")
+def ad01(tmp_path_factory, mlperf_dir):
+    out = tmp_path_factory.mktemp("link") / "ad01"
+    convert_model(mlperf_dir / "ad01_int8.tflite", out)
+    build_firmware(out, NATIVE)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(ad01):
+    return Reference(ad01 / "model.tflite")
+
+
+def _expected(reference, x):
+    return reference.run(x.reshape(1, 640))[0].astype(np.int8).tobytes()
+
+
+class Relayed:
+    """open a native-server session with a FaultRelay in the middle."""
+
+    def __init__(self, outdir, **faults):
+        self.outdir = outdir
+        self.faults = faults
+        self.relay = None
+
+    def wrap(self, board_pty):
+        self.relay = FaultRelay(board_pty, **self.faults)
+        return self.relay.path
+
+    def __enter__(self):
+        self.session = linux.open_session(NATIVE, self.outdir, timeout=10.0, link_wrapper=self.wrap)
+        return self
+
+    def __exit__(self, *exc):
+        self.session.close()
+        if self.relay:
+            self.relay.close()
+
+
+def _inputs(n, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-128, 128, size=640, dtype=np.int64).astype(np.int8) for _ in range(n)]
+
+
+def test_clean_link_bit_exact(ad01, reference):
+    with Relayed(ad01) as r:
+        info = r.session.info
+        assert info.model_hash == json.loads((ad01 / "tinyc.json").read_text())["model_hash"]
+        assert (info.input_bytes, info.output_bytes, info.num_layers) == ([640], [640], 10)
+        assert info.board == "linux-native"
+        for x in _inputs(5, 0):
+            res = r.session.infer(x.tobytes())
+            assert res.output == _expected(reference, x)
+            assert res.cycle_unit == "ns" and res.cycles > 0
+            assert len(res.layer_cycles) == 10 and sum(res.layer_cycles) <= res.cycles
+        assert r.session.link.retransmits == 0
+
+
+@pytest.mark.parametrize("direction,kind", [
+    (TO_BOARD, "garbage"), (TO_HOST, "garbage"),
+    (TO_BOARD, "drop_byte"), (TO_HOST, "drop_byte"),
+    (TO_BOARD, "corrupt"), (TO_HOST, "corrupt"),
+    (TO_BOARD, "drop_frame"), (TO_HOST, "drop_frame"),
+])
+def test_scripted_fault_is_survived(ad01, reference, direction, kind):
+    xs = _inputs(3, 1)
+    with Relayed(ad01) as r:
+        s = r.session
+        assert s.infer(xs[0].tobytes()).output == _expected(reference, xs[0])   # RTT known: short timeouts
+        before = s.link.retransmits
+        r.relay.inject(direction, kind)
+        t0 = time.monotonic()
+        assert s.infer(xs[1].tobytes()).output == _expected(reference, xs[1])
+        elapsed = time.monotonic() - t0
+        assert s.infer(xs[2].tobytes()).output == _expected(reference, xs[2])
+        st = r.relay.stats
+        if kind == "garbage":
+            assert st.garbage_bytes[direction] > 0
+            assert s.link.retransmits == before          # noise between frames costs nothing
+        else:
+            assert s.link.retransmits == before + 1      # the damaged exchange was retried once
+            assert elapsed < 5.0
+        counts = {"drop_byte": st.dropped_bytes, "corrupt": st.corrupted, "drop_frame": st.dropped_frames}
+        if kind in counts:
+            assert counts[kind][direction] == 1
+
+
+def test_random_noise_many_samples(ad01, reference):
+    faults = Faults(garbage_burst=0.2, drop_frame=0.02, drop_byte=0.02, corrupt=0.02)
+    xs = _inputs(150, 3)
+    with Relayed(ad01, to_board=faults, to_host=faults, seed=5) as r:
+        for x in xs:
+            assert r.session.infer(x.tobytes()).output == _expected(reference, x)
+        st = r.relay.stats
+        damaged = sum(st.dropped_frames.values()) + sum(st.dropped_bytes.values()) + sum(st.corrupted.values())
+        assert damaged > 0 and sum(st.garbage_bytes.values()) > 0
+        assert r.session.link.retransmits >= 1
+
+
+def test_silent_board_times_out_naming_the_port(ad01):
+    with Relayed(ad01) as r:
+        r.relay.blackhole[TO_HOST] = True
+        r.session.max_rtt = 0.05      # later requests wait MIN_TIMEOUT (1 s) each
+        t0 = time.monotonic()
+        with pytest.raises(TinycError) as exc:
+            r.session.infer(bytes(640))
+        elapsed = time.monotonic() - t0
+        assert r.relay.path in str(exc.value)
+        assert "no valid RESULT" in str(exc.value)
+        assert elapsed < (r.session.link.retries + 1) * 1.0 + 2.0
+
+
+def test_handshake_timeout_when_nothing_answers(tmp_path):
+    import os
+    import tty
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        import serial
+        path = os.ttyname(slave)
+        s = serial.Serial(path, 115200, timeout=0.1)
+        t0 = time.monotonic()
+        with pytest.raises(TinycError) as exc:
+            L.Link(s, name=path).handshake(timeout=1.5)
+        assert time.monotonic() - t0 < 4.0
+        assert path in str(exc.value)
+        s.close()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_wrong_model_is_refused_with_both_hashes(ad01):
+    with pytest.raises(TinycError) as exc:
+        linux.open_session(NATIVE, ad01, model_hash="0123456789abcdef", timeout=5.0)
+    real = json.loads((ad01 / "tinyc.json").read_text())["model_hash"]
+    assert "0123456789abcdef" in str(exc.value) and real in str(exc.value)
+
+
+def test_board_process_dying_midrun_is_reported(ad01):
+    s = linux.open_session(NATIVE, ad01, timeout=5.0)
+    try:
+        s.infer(bytes(640))
+        s.server.proc.kill()
+        s.server.proc.wait()
+        with pytest.raises(TinycError) as exc:
+            s.infer(bytes(640))
+        assert "exited" in str(exc.value) and "mid-run" in str(exc.value)
+    finally:
+        s.close()
+
+
+def test_bad_infer_length_gets_error_frame(ad01):
+    with Relayed(ad01) as r:
+        link = r.session.link
+        with pytest.raises(L.BoardError) as exc:
+            link.request(L.T_INFER, bytes(10), (L.T_RESULT,), timeout=5.0)
+        assert exc.value.code == 1 and exc.value.detail == 10
+        # the server is still serving
+        assert r.session.infer(bytes(640)).output is not None

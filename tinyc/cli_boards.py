@@ -1,0 +1,104 @@
+"""`tinyc boards`, `tinyc build`, `tinyc flash`: click commands the main CLI group adds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tinyc.boards import DEFAULT_BOARD, load_all_boards, load_board, runner_status
+from tinyc.errors import TinycError
+
+
+def _size(n: int) -> str:
+    if not n:
+        return "-"
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MB"
+    return f"{n / 1024:g} KB"
+
+
+def _clock(hz: int) -> str:
+    return f"{hz / 1e6:g} MHz" if hz else "-"
+
+
+@click.command("boards")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def boards_cmd(as_json):
+    """List the boards: memory, clock, and whether they can run on this machine."""
+    rows = []
+    for b in load_all_boards():
+        ok, why = runner_status(b)
+        rows.append({"name": b.name, "kind": b.kind, "flash_bytes": b.flash_bytes, "ram_bytes": b.ram_bytes,
+                     "clock_hz": b.clock_hz, "runner": b.runner, "cycle_source": b.cycle_source,
+                     "available": ok, "how": why, "description": b.description})
+    if as_json:
+        import json
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'board':15s} {'kind':5s} {'flash':>7s} {'RAM':>7s} {'clock':>9s}  {'runner':11s} {'here':4s}  how")
+    for r in rows:
+        click.echo(f"{r['name']:15s} {r['kind']:5s} {_size(r['flash_bytes']):>7s} {_size(r['ram_bytes']):>7s} "
+                   f"{_clock(r['clock_hz']):>9s}  {r['runner']:11s} {'yes' if r['available'] else 'no':4s}  {r['how']}")
+
+
+def _build(outdir: Path, board_name: str | None, force: bool):
+    from tinyc.build import build
+    from tinyc.pipeline import load_manifest
+    manifest = load_manifest(outdir)
+    board = load_board(board_name or manifest.get("board") or DEFAULT_BOARD)
+    return board, build(outdir, board, force=force)
+
+
+@click.command("build")
+@click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--board", default=None, help="Board to build for (default: the one OUTDIR was converted for).")
+@click.option("--force", is_flag=True, help="Rebuild even when the build is up to date.")
+def build_cmd(outdir, board, force):
+    """Compile OUTDIR for a board (firmware for microcontrollers). Flash and RAM are checked
+    against the board before linking."""
+    b, result = _build(outdir, board, force)
+    click.echo(f"built {result.binary}")
+    click.echo(f"  model code {result.code_bytes:,} B, weights {result.weight_bytes:,} B, "
+               f"model RAM {result.ram_bytes if result.ram_bytes is not None else '?':,} B")
+    if b.kind == "mcu":
+        from tinyc.firmware import image_sizes
+        s = image_sizes(result.binary, b)
+        click.echo(f"  firmware   flash {s['flash']:,} of {b.flash_bytes:,} B ({100 * s['flash'] / b.flash_bytes:.1f}%), "
+                   f"RAM {s['ram']:,} of {b.ram_bytes:,} B incl. stack ({100 * s['ram'] / b.ram_bytes:.1f}%)")
+
+
+@click.command("flash")
+@click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--board", default=None, help="Board to flash (default: the one OUTDIR was converted for).")
+@click.option("--port", default=None, help="Serial port of the board, checked with a handshake after flashing.")
+@click.option("--host", default=None, help="rpi4: ssh destination (user@host) to copy the server to.")
+@click.option("--tool", type=click.Choice(["openocd", "st-flash"]), default=None, help="Flashing tool (default: the first found).")
+def flash_cmd(outdir, board, port, host, tool):
+    """Build (when stale) and put the firmware on a real board: openocd/st-flash for
+    microcontrollers, scp for a Raspberry Pi (--host)."""
+    b, result = _build(outdir, board, False)
+    if b.runner == "qemu-system":
+        click.echo(f"{b.name} is emulated: nothing to flash; `tinyc run/validate {outdir} --board {b.name}` "
+                   "starts it in QEMU")
+        return
+    if b.kind == "linux":
+        if not host:
+            raise TinycError(f"give --host user@pi to copy the server to the board ({result.binary} is built)")
+        from tinyc.runners.linux import deploy_ssh
+        remote = deploy_ssh(result.binary, host, b.raw.get("ssh", {}).get("path", "~/tinyc_server"))
+        click.echo(f"copied {result.binary.name} to {host}:{remote}; start it there with "
+                   f"`{remote} --port /dev/ttyAMA0` (or --pty / stdin-stdout) and validate with --port")
+        return
+    if b.kind != "mcu":
+        raise TinycError(f"board {b.name} runs locally: nothing to flash")
+    from tinyc.runners.serial_board import flash_firmware
+    used = flash_firmware(b, result.binary, tool=tool)
+    click.echo(f"flashed {result.binary} to {b.name} with {used}")
+    if port or b.raw.get("serial", {}).get("port"):
+        from tinyc.runners.serial_board import open_session
+        with open_session(b, outdir, port=port) as s:
+            click.echo(f"handshake OK on {s.link.name}: model {s.info.model_hash}")
+
+
+COMMANDS = [boards_cmd, build_cmd, flash_cmd]

@@ -1,0 +1,117 @@
+"""Compression of an int8 graph, as one call: structured pruning, magnitude pruning, and the
+choice of an encoding per weight tensor.
+
+    graph, encodings, report = compress(graph, CompressOptions(...))
+
+The returned graph holds the pruned weights (it is what OUTDIR/model.tflite and the
+reference run) and `graph.meta["weight_encoding"] = {weight tensor index: {"kind", ...}}`,
+which the FULLY_CONNECTED / CONV_2D lowerings hand to tinyc/ops/compressed.py. The report
+holds, per weight layer, the parameters, nonzeros and the bytes of every candidate encoding;
+tinyc/report.py adds the bytes measured in the generated C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyc.errors import TinycError
+from tinyc.ir import Graph
+from tinyc.passes import encode as E
+from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, weight_layers
+
+
+@dataclass
+class CompressOptions:
+    prune: PruneOptions = field(default_factory=PruneOptions)
+    weights: str = "raw"          # auto | raw | sparse | huffman
+
+    @property
+    def active(self) -> bool:
+        return self.prune.active or self.weights != "raw"
+
+
+def encodable_ops() -> set[str]:
+    """Op kinds whose lowering hands encoded weights to tinyc/ops/compressed.py."""
+    import inspect
+
+    from tinyc.ops import conv, fully_connected
+
+    kinds = set()
+    if "lower_encoded" in inspect.getsource(fully_connected):
+        kinds.add("FULLY_CONNECTED")
+    if "lower_encoded" in inspect.getsource(conv):
+        kinds.add("CONV_2D")
+    return kinds
+
+
+def layer_params(graph: Graph) -> list[dict]:
+    """Weight layers with their weight and bias element counts."""
+    rows = []
+    for l in weight_layers(graph):
+        op = graph.ops[l.op_index]
+        w = graph.tensors[l.weight]
+        bias = graph.tensors[op.inputs[2]].size if len(op.inputs) > 2 and op.inputs[2] >= 0 else 0
+        rows.append({"name": l.name, "op": l.kind, "op_index": l.op_index, "weight": l.weight,
+                     "weights": int(w.size), "biases": int(bias), "nonzeros": int(np.count_nonzero(w.data)),
+                     "macs_dense": _dense_macs(graph, op)})
+    return rows
+
+
+def _dense_macs(graph: Graph, op) -> int:
+    w = graph.tensors[op.inputs[1]]
+    y = graph.tensors[op.outputs[0]]
+    if op.kind == "FULLY_CONNECTED":
+        return int(y.size * w.shape[-1])
+    if op.kind == "CONV_2D":
+        return int(y.size * np.prod(w.shape[1:]))
+    if op.kind == "DEPTHWISE_CONV_2D":
+        return int(y.size * w.shape[1] * w.shape[2])
+    return 0
+
+
+def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]:
+    """Prune and encode an int8 graph. Returns (graph, encodings, report)."""
+    if options.weights not in E.CHOICES:
+        raise TinycError(f"--weights {options.weights}: choose one of {', '.join(E.CHOICES)}")
+    original = layer_params(graph)
+    report: dict = {"weights_mode": options.weights, "original": original}
+    g = graph
+    if options.prune.channels:
+        g, report["channel_pruning"] = prune_channels(g, options.prune.channels)
+    if options.prune.sparsity or options.prune.per_layer:
+        g, report["pruning"] = prune_int8(g, options.prune)
+    elif g is graph:
+        g = graph.copy()
+    encodings: dict[int, dict] = {}
+    ok_ops = encodable_ops() if options.weights != "raw" else set()
+    consumers = g.consumers()
+    layers = []
+    for row in layer_params(g):
+        op = g.ops[row["op_index"]]
+        w = g.tensors[row["weight"]]
+        flat = E.kernel_order(op.kind, w.data).reshape(-1)
+        enc, sizes = E.choose(flat, "auto")   # every candidate's bytes, for the report
+        why = None
+        if options.weights == "raw":
+            enc = E.encode(flat, "raw")
+        elif op.kind not in ok_ops:
+            why = f"no encoded kernel for {op.kind}"
+        elif len(consumers.get(row["weight"], [])) != 1:
+            why = "weights shared by several ops"
+        elif w.quant is not None and np.any(w.quant.zero_point != 0):
+            why = "weight zero point is not 0"
+        elif options.weights != "auto":
+            enc, sizes = E.choose(flat, options.weights)
+        if why is not None:
+            enc = E.encode(flat, "raw")
+        info = {**enc.summary(), "candidates": sizes}
+        if why:
+            info["why_raw"] = why
+        encodings[row["weight"]] = info
+        layers.append({**row, "encoding": info})
+    g.meta = dict(g.meta)
+    g.meta["weight_encoding"] = {t: e for t, e in encodings.items() if e["kind"] != "raw"}
+    report["layers"] = layers
+    return g, encodings, report

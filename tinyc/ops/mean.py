@@ -1,0 +1,148 @@
+"""MEAN, int8 (TFLite kernels/reduce.cc, as ai-edge-litert 2.3.0's BUILTIN_REF runs it).
+
+Every int8 MEAN there, whatever the axes and keep_dims, and whether or not input and output
+share their quantization, goes through reference_ops::QuantizedMeanOrSum: an int32 sum per
+output, minus input_zero_point * n, requantized by a multiplier that Prepare() derives from
+input_scale / output_scale (QuantizeMultiplier) and Eval folds 1/n into:
+
+    shift_n    = min(floor(log2(n)), 32, 31 + shift)
+    multiplier = (multiplier << shift_n) / n        (int64, truncating)
+    shift      = shift - shift_n
+
+then MultiplyByQuantizedMultiplier (the gemmlowp double-rounding variant: checked against
+2.3.0, where the single-rounding one differs on ~5 % of outputs), + output zero point, clamp.
+
+The reduced axes are resolved as the reference does (negative axes wrap, duplicates count
+once). Dims are then merged into runs of kept and reduced dims; the kernel walks the pattern
+kept/reduced/kept/reduced/kept, which covers every axis set of a rank <= 4 tensor and any
+set that forms at most two separate runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinyc.errors import UnsupportedError
+from tinyc.ops import Lowered, checker, register
+from tinyc.passes.quantize import round_half_away
+
+
+def _label(op) -> str:
+    return f"MEAN '{op.name}'" if op.name else "MEAN"
+
+
+def resolve_axes(axes, rank: int) -> list[int]:
+    """reference_ops::ResolveAxis: wrap negative axes, drop duplicates, keep first-seen order."""
+    out: list[int] = []
+    for a in axes:
+        a = int(a)
+        a = a + rank if a < 0 else a
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def reduce_loops(shape, axes) -> list[int] | None:
+    """[outer, reduce0, mid, reduce1, inner] extents for the kernel, or None if the reduced
+    dims form more than two separate runs."""
+    runs: list[list] = []  # [is_reduced, extent]
+    for d, extent in enumerate(shape):
+        red = d in axes
+        if runs and runs[-1][0] == red:
+            runs[-1][1] *= int(extent)
+        else:
+            runs.append([red, int(extent)])
+    slots = [1, 1, 1, 1, 1]  # kept, reduced, kept, reduced, kept
+    pos = 0
+    for red, extent in runs:
+        while pos < 5 and (pos % 2 == 1) != red:
+            pos += 1
+        if pos >= 5:
+            return None
+        slots[pos] = extent
+        pos += 1
+    return slots
+
+
+def quantize_multiplier_double_rounding(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier as built without TFLITE_SINGLE_ROUNDING: the shift is not
+    clamped to 30 (that clamp exists only for the single-rounding requantization)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    mult = int(round_half_away(q * (1 << 31)))
+    if mult == 1 << 31:
+        mult //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return mult, shift
+
+
+def mean_multiplier(input_scale: float, output_scale: float, n: int) -> tuple[int, int]:
+    """The (multiplier, shift) QuantizedMeanOrSum uses: Prepare's input/output ratio with 1/n folded in."""
+    real = float(np.float32(input_scale)) / float(np.float32(output_scale))
+    mult, shift = quantize_multiplier_double_rounding(real)
+    shift_n = n.bit_length() - 1  # 63 - CountLeadingZeros(n)
+    shift_n = min(shift_n, 32, 31 + shift)
+    mult = (mult << shift_n) // n
+    return mult, shift - shift_n
+
+
+def _axes(graph, op) -> list[int]:
+    x = graph.tensors[op.inputs[0]]
+    data = np.asarray(graph.tensors[op.inputs[1]].data).reshape(-1)
+    return resolve_axes(data.tolist(), len(x.shape))
+
+
+@checker("MEAN")
+def check_mean(graph, op):
+    lab = _label(op)
+    if len(op.inputs) != 2 or len(op.outputs) != 1:
+        raise UnsupportedError(f"{lab} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; 2 and 1 expected")
+    x, ax, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    if x.dtype != "int8" or y.dtype != "int8":
+        raise UnsupportedError(f"{lab} has a {x.dtype} input and a {y.dtype} output; tinyc compiles int8 "
+                               "MEAN: quantize the model to full int8")
+    if x.quant is None or y.quant is None or x.quant.per_axis or y.quant.per_axis:
+        raise UnsupportedError(f"{lab} needs per-tensor quantized input and output")
+    if not ax.is_const or ax.dtype != "int32":
+        raise UnsupportedError(f"{lab} has {'non-constant' if not ax.is_const else ax.dtype} axes; "
+                               "tinyc needs constant int32 axes")
+    rank = len(x.shape)
+    if rank == 0:
+        raise UnsupportedError(f"{lab} reduces a scalar; nothing to compile")
+    raw = np.asarray(ax.data).reshape(-1).tolist()
+    if any(not -rank <= int(a) < rank for a in raw):
+        raise UnsupportedError(f"{lab} has axes {raw} for a rank-{rank} input")
+    axes = _axes(graph, op)
+    if reduce_loops(x.shape, axes) is None:
+        raise UnsupportedError(f"{lab} reduces axes {sorted(axes)} of a rank-{rank} tensor, which form more "
+                               "than two separate runs; transpose the input so they are adjacent")
+    keep = bool(op.attrs.get("keep_dims", False))
+    want = [1 if d in axes else int(e) for d, e in enumerate(x.shape)] if keep else \
+        [int(e) for d, e in enumerate(x.shape) if d not in axes]
+    if [int(e) for e in y.shape] != want:
+        raise UnsupportedError(f"{lab} has output shape {list(y.shape)}, but axes {raw} with "
+                               f"keep_dims={keep} give {want}")
+    n = int(np.prod([int(x.shape[a]) for a in axes], dtype=np.int64)) if axes else 1
+    if n * 128 + abs(x.quant.zp) * n >= 1 << 31:
+        raise UnsupportedError(f"{lab} averages {n} values, which overflows the reference's int32 sum")
+
+
+@register("MEAN", kernels=["mean"])
+def lower_mean(graph, op, ctx) -> Lowered:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    axes = _axes(graph, op)
+    loops = reduce_loops(x.shape, axes)
+    n = loops[1] * loops[3]
+    mult, shift = mean_multiplier(x.quant.s, y.quant.s, n)
+    call = (
+        f"tinyc_mean_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])},\n"
+        f"    {loops[0]}, {loops[1]}, {loops[2]}, {loops[3]}, {loops[4]},\n"
+        f"    {x.quant.zp * n}, {mult}, {shift}, {y.quant.zp});"
+    )
+    notes = [f"axes {sorted(axes)}: mean of {n} values; loops outer/reduce/mid/reduce/inner = {loops}"]
+    return Lowered(call=call, macs=x.size, notes=notes)

@@ -1,0 +1,323 @@
+"""Pruning: magnitude (unstructured) and output-channel (structured), on int8 graphs and on
+Keras 3 models with training data.
+
+int8 graphs (an int8 .tflite, no training possible): weights are zeroed in place.
+  Magnitude: the |real weight| = |q| * scale (per-channel scales respected) of the chosen
+  layers are ranked and exactly round(s * n) of them set to 0, globally over the layers or
+  per layer (`per_layer`). Ties are broken by position, so the count is exact.
+  Structured: in each FULLY_CONNECTED / CONV_2D layer the output channels with the smallest
+  L1 norm are removed and the graph rewritten: the layer's weights, bias, per-channel scales
+  and output shape shrink, and so do the ops on the way to the next weight layer (pooling,
+  padding, reshape/flatten, depthwise convolution), which loses the matching inputs.
+
+Keras models (`prune_keras`): gradual magnitude pruning while fine-tuning (sparsity ramped
+  along Zhu & Gupta's cubic schedule, masks re-applied after each step and frozen at the end),
+  with optional rewinding of the surviving weights to an early checkpoint (lottery ticket).
+  Plain Keras 3 (tensorflow-model-optimization would switch the process to Keras 2).
+
+Nothing here prints: progress goes through a callback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from tinyc.errors import TinycError
+from tinyc.ir import Graph
+
+WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+@dataclass
+class PruneOptions:
+    sparsity: float | None = None                         # global target (--prune)
+    per_layer: dict[str, float] = field(default_factory=dict)   # --prune-layer NAME=S
+    channels: float | None = None                         # --prune-channels R
+    exclude_first_last: bool = True
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sparsity) or bool(self.per_layer) or bool(self.channels)
+
+
+def check_fraction(value: float, what: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TinycError(f"{what} {value!r} is not a number; give a fraction in [0, 1), e.g. 0.9") from None
+    if not (0.0 <= v < 1.0):
+        raise TinycError(f"{what} {v:g} is outside [0, 1); give the fraction of weights to remove, e.g. 0.9")
+    return v
+
+
+def parse_layer_option(text: str) -> tuple[str, float]:
+    """'NAME=0.95' -> (NAME, 0.95); the name may itself contain '='."""
+    if "=" not in text:
+        raise TinycError(f"--prune-layer {text!r}: expected NAME=SPARSITY, e.g. dense_1=0.95")
+    name, _, value = text.rpartition("=")
+    return name, check_fraction(value, f"--prune-layer {name}:")
+
+
+# ---------------------------------------------------------------------------------- int8 graph
+
+@dataclass
+class LayerInfo:
+    op_index: int
+    name: str
+    kind: str
+    weight: int          # tensor index
+
+
+def weight_layers(graph: Graph) -> list[LayerInfo]:
+    out = []
+    for i, op in enumerate(graph.ops):
+        if op.kind in WEIGHT_OPS and len(op.inputs) > 1 and graph.tensors[op.inputs[1]].is_const \
+                and graph.tensors[op.inputs[1]].dtype == "int8":
+            out.append(LayerInfo(i, op.name or f"op{i}", op.kind, op.inputs[1]))
+    return out
+
+
+def _short_names(name: str) -> set[str]:
+    parts = {name}
+    for sep in ("/", ";"):
+        for p in name.split(sep):
+            if p:
+                parts.add(p)
+    return parts
+
+
+def resolve_layer(layers: list[LayerInfo], name: str) -> LayerInfo:
+    """A layer by its full op name, or by a unique '/'- or ';'-separated part of it (a Keras
+    layer name such as dense_1)."""
+    exact = [l for l in layers if l.name == name]
+    if exact:
+        return exact[0]
+    part = [l for l in layers if name in _short_names(l.name)]
+    if len(part) == 1:
+        return part[0]
+    names = ", ".join(l.name for l in layers)
+    if len(part) > 1:
+        raise TinycError(f"--prune-layer {name} matches {len(part)} layers ({', '.join(l.name for l in part)}); "
+                         "give the full name")
+    raise TinycError(f"--prune-layer {name}: no such layer; layers with weights: {names}")
+
+
+def _real_magnitude(graph: Graph, layer: LayerInfo) -> np.ndarray:
+    """|q| * scale per weight (the channel's scale for per-channel weights)."""
+    w = graph.tensors[layer.weight]
+    q = np.abs(w.data.astype(np.float64))
+    if w.quant is None:
+        return q
+    scale = w.quant.scale.astype(np.float64)
+    if scale.size == 1:
+        return q * scale[0]
+    shape = [1] * q.ndim
+    shape[w.quant.axis] = scale.size
+    return q * scale.reshape(shape)
+
+
+def _zero_smallest(mags: list[np.ndarray], k: int) -> list[np.ndarray]:
+    """Masks (True = keep) that zero exactly the k smallest of the concatenated magnitudes."""
+    flat = np.concatenate([m.reshape(-1) for m in mags]) if mags else np.zeros(0)
+    keep = np.ones(flat.size, dtype=bool)
+    if k > 0:
+        order = np.argsort(flat, kind="stable")
+        keep[order[:k]] = False
+    out, start = [], 0
+    for m in mags:
+        out.append(keep[start:start + m.size].reshape(m.shape))
+        start += m.size
+    return out
+
+
+def _apply(g: Graph, pool: list[LayerInfo], s: float) -> None:
+    """Zero exactly round(s * n) of the pool's n weights, the smallest |real value| first."""
+    mags = [_real_magnitude(g, l) for l in pool]
+    n = sum(m.size for m in mags)
+    for l, keep in zip(pool, _zero_smallest(mags, int(round(s * n)))):
+        t = g.tensors[l.weight]
+        t.data = np.where(keep, t.data, 0).astype(np.int8)
+
+
+def prune_int8(graph: Graph, options: PruneOptions) -> tuple[Graph, list[dict]]:
+    """Magnitude pruning of an int8 graph's weights: `sparsity` over the pooled layers (all
+    but those with their own target, and but the first and last when excluded), each
+    `per_layer` target on its own layer. Returns the new graph and one row per layer."""
+    g = graph.copy()
+    layers = weight_layers(g)
+    if not layers:
+        raise TinycError("the model has no FULLY_CONNECTED or CONV_2D weights to prune")
+    own: dict[int, float] = {}
+    for name, s in options.per_layer.items():
+        own[resolve_layer(layers, name).op_index] = check_fraction(s, f"--prune-layer {name}:")
+    pool = [l for l in layers if l.op_index not in own]
+    if options.exclude_first_last and len(layers) > 2:
+        pool = [l for l in pool if l is not layers[0] and l is not layers[-1]]
+    before = {l.op_index: int(np.count_nonzero(g.tensors[l.weight].data == 0)) for l in layers}
+    targets = dict(own)
+    if options.sparsity:
+        s = check_fraction(options.sparsity, "--prune")
+        _apply(g, pool, s)
+        targets.update({l.op_index: s for l in pool})
+    for l in layers:
+        if l.op_index in own:
+            _apply(g, [l], own[l.op_index])
+    rows = []
+    for l in layers:
+        t = g.tensors[l.weight]
+        zeros = int(np.count_nonzero(t.data == 0))
+        if zeros == t.size and l.op_index in targets and before[l.op_index] < t.size:
+            raise TinycError(f"pruning empties layer {l.name} (all {t.size} weights would be zero); "
+                             "lower its sparsity")
+        rows.append({"name": l.name, "op": l.kind, "params": int(t.size), "zeros_before": before[l.op_index],
+                     "zeros": zeros, "target": targets.get(l.op_index)})
+    return g, rows
+
+
+# ------------------------------------------------------------------------- structured (int8)
+
+_PASS_THROUGH = ("MAX_POOL_2D", "AVERAGE_POOL_2D", "QUANTIZE")
+
+
+def _slice_quant(t, keep: np.ndarray, axis: int):
+    if t.quant is not None and t.quant.per_axis and t.quant.axis == axis:
+        t.quant.scale = t.quant.scale[keep]
+        t.quant.zero_point = t.quant.zero_point[keep]
+
+
+def _chain(graph: Graph, op_index: int):
+    """Ops from layer op_index's output to the next weight layer, or None if the channels
+    cannot be followed (several consumers, graph output, an op that mixes channels)."""
+    consumers = graph.consumers()
+    out = graph.ops[op_index].outputs[0]
+    chain = []
+    while True:
+        if out in graph.outputs:
+            return None
+        users = consumers.get(out, [])
+        if len(users) != 1:
+            return None
+        j = users[0]
+        op = graph.ops[j]
+        if op.inputs[0] != out:
+            return None
+        if op.kind in ("FULLY_CONNECTED", "CONV_2D"):
+            chain.append(j)
+            return chain
+        if op.kind == "DEPTHWISE_CONV_2D":
+            x = graph.tensors[op.inputs[0]]
+            if graph.tensors[op.outputs[0]].shape[-1] != x.shape[-1]:
+                return None   # depth multiplier > 1
+        elif op.kind == "PAD":
+            pads = graph.tensors[op.inputs[1]].data if len(op.inputs) > 1 else None
+            if pads is None or np.any(np.asarray(pads).reshape(-1, 2)[-1] != 0):
+                return None
+        elif op.kind == "RESHAPE":
+            x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+            if not (len(y.shape) == 2 and int(y.shape[0]) == int(x.shape[0])):
+                return None   # only a flatten to [batch, n]
+        elif op.kind not in _PASS_THROUGH:
+            return None
+        chain.append(j)
+        out = op.outputs[0]
+
+
+def prune_channels(graph: Graph, ratio: float) -> tuple[Graph, list[dict]]:
+    """Remove round(ratio * C) output channels (smallest L1) of every FULLY_CONNECTED / CONV_2D
+    layer whose output reaches exactly one next weight layer through channel-wise ops."""
+    ratio = check_fraction(ratio, "--prune-channels")
+    g = graph.copy()
+    rows = []
+    for layer in weight_layers(graph):
+        i = layer.op_index
+        op = g.ops[i]
+        if op.kind not in ("FULLY_CONNECTED", "CONV_2D"):
+            continue
+        chain = _chain(g, i)
+        w = g.tensors[op.inputs[1]]
+        channels = int(w.shape[0])
+        if chain is None:
+            rows.append({"name": op.name, "op": op.kind, "channels": channels, "removed": 0,
+                         "why": "its output does not lead to exactly one weight layer through channel-wise ops"})
+            continue
+        n_remove = int(round(ratio * channels))
+        if n_remove >= channels:
+            raise TinycError(f"--prune-channels {ratio:g} removes every channel of {op.name}; lower it")
+        if n_remove == 0:
+            rows.append({"name": op.name, "op": op.kind, "channels": channels, "removed": 0, "why": "ratio too small"})
+            continue
+        l1 = _real_magnitude(g, LayerInfo(i, op.name, op.kind, op.inputs[1])).reshape(channels, -1).sum(axis=1)
+        drop = np.sort(np.argsort(l1, kind="stable")[:n_remove])
+        keep = np.setdiff1d(np.arange(channels), drop)
+        _remove_channels(g, i, chain, keep, channels)
+        rows.append({"name": op.name, "op": op.kind, "channels": channels, "removed": int(n_remove)})
+    return g, rows
+
+
+def _set_shape(t, shape):
+    t.shape = tuple(int(d) for d in shape)
+
+
+def _remove_channels(g: Graph, i: int, chain: list[int], keep: np.ndarray, channels: int) -> None:
+    op = g.ops[i]
+    w = g.tensors[op.inputs[1]]
+    w.data = np.ascontiguousarray(w.data[keep])
+    _set_shape(w, w.data.shape)
+    _slice_quant(w, keep, 0)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        b = g.tensors[op.inputs[2]]
+        b.data = np.ascontiguousarray(b.data.reshape(-1)[keep])
+        _set_shape(b, b.data.shape)
+        _slice_quant(b, keep, 0)
+    y = g.tensors[op.outputs[0]]
+    _set_shape(y, (*y.shape[:-1], keep.size))
+    # Positions of the kept values along the last axis of each tensor down the chain.
+    index = keep            # kept channel indices, within a channel-last tensor
+    flat = False            # after a flatten, index holds kept flat positions
+    for j in chain:
+        nop = g.ops[j]
+        x_shape = g.tensors[nop.inputs[0]].shape   # already updated
+        if nop.kind == "FULLY_CONNECTED":
+            nw = g.tensors[nop.inputs[1]]
+            cols = index
+            if not flat:   # an FC reading a [.., H, W, C] tensor flattens it itself: (p, c) at p * C + c
+                spatial = int(nw.shape[1]) // channels
+                cols = (np.arange(spatial)[:, None] * channels + index[None, :]).reshape(-1)
+            nw.data = np.ascontiguousarray(nw.data[:, cols])
+            _set_shape(nw, nw.data.shape)
+            return
+        if nop.kind == "CONV_2D":
+            nw = g.tensors[nop.inputs[1]]
+            if int(nw.shape[3]) != channels:
+                raise TinycError(f"cannot remove channels of {op.name}: {nop.name} is a grouped convolution")
+            nw.data = np.ascontiguousarray(nw.data[..., index])
+            _set_shape(nw, nw.data.shape)
+            return
+        ny = g.tensors[nop.outputs[0]]
+        if nop.kind == "DEPTHWISE_CONV_2D":
+            dw = g.tensors[nop.inputs[1]]
+            dw.data = np.ascontiguousarray(dw.data[..., index])
+            _set_shape(dw, dw.data.shape)
+            _slice_quant(dw, index, 3)
+            if len(nop.inputs) > 2 and nop.inputs[2] >= 0:
+                b = g.tensors[nop.inputs[2]]
+                b.data = np.ascontiguousarray(b.data.reshape(-1)[index])
+                _set_shape(b, b.data.shape)
+                _slice_quant(b, index, 0)
+            _set_shape(ny, (*ny.shape[:-1], index.size))
+        elif nop.kind == "RESHAPE":
+            spatial = int(np.prod(x_shape[1:-1])) if len(x_shape) > 2 else 1
+            # NHWC flatten: element (p, c) sits at p * C + c
+            index = (np.arange(spatial)[:, None] * channels + index[None, :]).reshape(-1)
+            flat = True
+            _set_shape(ny, (ny.shape[0], int(np.prod(x_shape[1:]))))
+            if len(nop.inputs) > 1 and nop.inputs[1] >= 0 and g.tensors[nop.inputs[1]].is_const:
+                st = g.tensors[nop.inputs[1]]
+                st.data = np.asarray(ny.shape, dtype=st.data.dtype).reshape(st.data.shape)
+            if "new_shape" in nop.attrs and nop.attrs["new_shape"] is not None:
+                nop.attrs["new_shape"] = list(ny.shape)
+        else:   # pooling, channel-free padding, requantize: same channels
+            _set_shape(ny, (*ny.shape[:-1], x_shape[-1]))

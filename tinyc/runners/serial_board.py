@@ -1,0 +1,155 @@
+"""A board on a serial port (a real Nucleo, a Pi's UART, ...), and the session every
+protocol runner shares (QEMU and Linux runners open a port, then use BoardSession).
+
+Flashing real boards (openocd / st-flash) lives here too: `flash_firmware`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from tinyc.boards import Board
+from tinyc.errors import TinycError
+from tinyc.link import Link, LinkTimeout
+from tinyc.runners.result import InferResult
+
+DEFAULT_TIMEOUT = 60.0      # first inference (and the ceiling for later ones), seconds
+MIN_TIMEOUT = 1.0           # later inferences wait at least this long before a retry
+
+
+def cycle_unit(board: Board, emulated: bool) -> tuple[str, float]:
+    """(unit, factor): what the board's counter ticks mean here, and ticks -> unit."""
+    if board.cycle_source == "clock":
+        return "ns", 1.0
+    if board.cycle_source == "systick" and emulated:
+        # QEMU -icount shift=0: 1 ns of virtual time per instruction; SysTick ticks at clock_hz
+        return "instructions", 1e9 / board.clock_hz
+    return "cycles", 1.0
+
+
+def read_manifest(outdir: Path) -> dict:
+    path = Path(outdir) / "tinyc.json"
+    if not path.is_file():
+        raise TinycError(f"{outdir} has no tinyc.json: run `tinyc convert MODEL -o {outdir}` first")
+    return json.loads(path.read_text())
+
+
+def serial_open(port: str, baud: int):
+    import serial  # pyserial
+    try:
+        return serial.Serial(port, baud, timeout=0.2, write_timeout=None)
+    except (serial.SerialException, OSError) as exc:
+        raise TinycError(f"cannot open serial port {port}: {exc}; check --port and permissions "
+                         "(the dialout group)") from None
+
+
+class BoardSession:
+    """infer() over a Link; close() says EXIT and then lets `on_close` end the board."""
+
+    def __init__(self, link: Link, board: Board, *, emulated: bool, timeout: float = DEFAULT_TIMEOUT,
+                 on_close=None, expect_inputs: int | None = None):
+        self.link = link
+        self.board = board
+        self.timeout = timeout
+        self.on_close = on_close
+        self.unit, self.factor = cycle_unit(board, emulated)
+        self.max_rtt = 0.0
+        self.closed = False
+        self.info = link.info
+        if expect_inputs is not None and self.info is not None and self.info.input_bytes_total != expect_inputs:
+            raise TinycError(f"the board on {link.name} takes {self.info.input_bytes_total} input bytes, "
+                             f"the model {expect_inputs}: flash the firmware built for this model")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _timeout(self) -> float:
+        if self.max_rtt == 0.0:
+            return self.timeout
+        # a lost frame costs one timeout: keep it a few times the slowest reply seen so far
+        return min(self.timeout, max(MIN_TIMEOUT, 4.0 * self.max_rtt))
+
+    def infer(self, data: bytes) -> InferResult:
+        if self.closed:
+            raise TinycError("the board session is closed")
+        t0 = time.monotonic()
+        raw = self.link.infer(bytes(data), timeout=self._timeout())
+        self.max_rtt = max(self.max_rtt, time.monotonic() - t0)
+        f = self.factor
+        cycles = int(round(raw.ticks * f))
+        layers = [int(round(t * f)) for t in raw.layer_ticks] if raw.layer_ticks else None
+        return InferResult(output=raw.output, cycles=cycles, cycle_unit=self.unit, layer_cycles=layers)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            try:
+                self.link.exit()
+            except TinycError:
+                pass
+            try:
+                self.link.stream.close()
+            except Exception:  # noqa: BLE001 - closing a dead port is fine
+                pass
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+
+def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 model_hash: str | None = None, io=None, baud: int | None = None, handshake_timeout: float = 10.0,
+                 **_):
+    """A real board already flashed with this model's firmware, on `port`."""
+    manifest = read_manifest(outdir)
+    serial_cfg = board.raw.get("serial", {})
+    port = port or serial_cfg.get("port")
+    if not port:
+        raise TinycError(f"board {board.name} has no serial port: give --port")
+    baud = baud or int(serial_cfg.get("baud", board.raw.get("uart", {}).get("baud", 115200)))
+    stream = serial_open(port, baud)
+    link = Link(stream, name=port, timeout=timeout)
+    expect = model_hash or manifest.get("model_hash")
+    try:
+        link.handshake(timeout=handshake_timeout, expect_hash=expect)
+    except LinkTimeout:
+        stream.close()
+        raise TinycError(f"no answer from a tinyc board on {port} within {handshake_timeout:g} s: check the "
+                         f"cable, --port and that the firmware is flashed (`tinyc flash {outdir} --board {board.name}`)")
+    except BaseException:
+        stream.close()
+        raise
+    total_in = sum(int(t["bytes"]) for t in manifest.get("inputs", []))
+    return BoardSession(link, board, emulated=False, timeout=timeout, expect_inputs=total_in or None)
+
+
+def flash_firmware(board: Board, elf: Path, *, tool: str | None = None) -> str:
+    """Write the firmware to a real board with openocd or st-flash; returns the tool used."""
+    cmds = board.raw.get("flash", {})
+    if not cmds:
+        raise TinycError(f"board {board.name} has no [flash] commands in {board.path}")
+    order = [tool] if tool else [board.runner] + [k for k in cmds if k != board.runner]
+    for name in order:
+        cmd = cmds.get(name)
+        if not cmd or shutil.which(cmd[0]) is None:
+            continue
+        argv = [a.format(elf=str(elf), bin=str(Path(elf).with_suffix(".bin"))) for a in cmd]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise TinycError(f"{name} did not finish flashing {board.name} within 120 s: is the board connected?") from None
+        if proc.returncode != 0:
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            raise TinycError(f"{name} failed to flash {board.name}: {lines[-1] if lines else proc.returncode}")
+        return name
+    tools = ", ".join(c[0] for c in cmds.values())
+    raise TinycError(f"no flashing tool for {board.name} found (tried {tools}): "
+                     "install openocd or stlink-tools (apt)")
