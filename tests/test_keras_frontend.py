@@ -306,3 +306,22 @@ def test_evaluate_needs_labels_shape(digits, from_keras, tmp_path):
     np.savez(bad, x=np.zeros((5, 8, 8, 1), np.float32), y=np.zeros(4, np.int64))
     with pytest.raises(TinycError, match="5 samples but 4 labels"):
         evaluate(from_keras, tmp_path / "out", bad)
+
+
+def test_converter_output_captured_and_progress_reported(digits, capfd):
+    calls = []
+    prepare_int8(digits.keras_path, calib=digits.calib_npy,
+                 progress=lambda stage, done, total: calls.append((stage, done, total)))
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # the converter's C++ prints did not reach the terminal
+    assert ("calibrate", 200, 200) in calls and ("report", 64, 64) in calls
+    lines = []
+    prepare_int8(digits.float_tflite, calib=digits.calib_npy, progress=lines.append)  # a text sink
+    assert lines == ["calibrate: 200 samples done", "report: 64 samples done"]
+
+
+def test_hybrid_model_refused_with_reason(mlperf_dir):
+    """kws_ref_model_float32 has int8 conv weights with float activations: no float weights to calibrate."""
+    with pytest.raises(UnsupportedError, match="hybrid") as e:
+        prepare_int8(mlperf_dir / "kws_ref_model_float32.tflite", calib_random=4)
+    assert "\n" not in str(e.value)

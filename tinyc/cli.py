@@ -62,15 +62,33 @@ def _fmt_bytes(n) -> str:
 @click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales instead of per-channel.")
 @click.option("--io", "io_type", type=click.Choice(["int8", "float"]), default="int8", show_default=True, help="I/O type of the generated C.")
 @click.option("--eval", "eval_data", type=click.Path(exists=True, path_type=Path), help=".npz with x and y: accuracy of float, int8 reference and generated C.")
-def convert(model, outdir, board, calib, calib_random, per_tensor, io_type, eval_data):
+@click.option("--prune", "prune", type=float, default=None, help="Magnitude-prune this fraction of the weights, globally over the layers (e.g. 0.9).")
+@click.option("--prune-layer", "prune_layer", multiple=True, metavar="NAME=S", help="Prune layer NAME to sparsity S (repeatable; overrides --prune for it).")
+@click.option("--prune-channels", type=float, default=None, help="Remove this fraction of output channels/neurons per layer (smallest L1), shrinking the model.")
+@click.option("--prune-exclude-first-last/--no-prune-exclude-first-last", default=True, show_default=True, help="Leave the first and last weight layers out of --prune.")
+@click.option("--train", "train", type=click.Path(exists=True, path_type=Path), help="Keras models: .npz with x, y to prune gradually while fine-tuning.")
+@click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
+@click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
+              help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
+def convert(model, outdir, board, calib, calib_random, per_tensor, io_type, eval_data, prune, prune_layer,
+            prune_channels, prune_exclude_first_last, train, rewind, weights_mode):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     from tinyc.boards import load_board
 
     load_board(board)  # an unknown board fails before any work
     from tinyc import convert_cli
+    from tinyc.compress import CompressOptions
+    from tinyc.passes.prune import PruneOptions, check_fraction, parse_layer_option
+
+    popts = PruneOptions(
+        sparsity=check_fraction(prune, "--prune") if prune is not None else None,
+        per_layer=dict(parse_layer_option(t) for t in prune_layer),
+        channels=check_fraction(prune_channels, "--prune-channels") if prune_channels is not None else None,
+        exclude_first_last=prune_exclude_first_last)
     result = convert_cli.convert_any(model, outdir, board, calib=calib, calib_random=calib_random,
                                      per_tensor=per_tensor, io=io_type, eval_data=eval_data,
-                                     echo=lambda s: click.echo(s, err=True))
+                                     echo=lambda s: click.echo(s, err=True),
+                                     compress_options=CompressOptions(popts, weights_mode), train=train, rewind=rewind)
     m = result.manifest
     click.echo(f"wrote {outdir}: {len(m['layers'])} layers ({', '.join(m['ops'])})")
     for kind, ios in (("input", m["inputs"]), ("output", m["outputs"])):
@@ -81,6 +99,32 @@ def convert(model, outdir, board, calib, calib_random, per_tensor, io_type, eval
     click.echo(f"  weight_bytes {m['weight_bytes']:>10,}")
     click.echo(f"  MACs         {m['macs']:>10,}")
     for line in convert_cli.summary_lines(result):
+        click.echo(line)
+    if m.get("compression"):
+        from tinyc.report import report_lines
+        for line in report_lines(m):
+            click.echo("  " + line)
+
+
+# ----------------------------------------------------------------------------- report
+@main.command()
+@click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--speed", is_flag=True, help="Time OUTDIR against the same model with raw weights (built in OUTDIR/raw_baseline).")
+@click.option("--board", default="host", show_default=True, help="Board for --speed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the compression data as JSON.")
+def report(outdir, speed, board, as_json):
+    """Sizes and rates of OUTDIR's compressed model: per layer and total, vs float32 and plain int8."""
+    from tinyc.pipeline import load_manifest
+    from tinyc.report import measure_speed, report_lines, with_measurements
+
+    if speed:
+        measure_speed(outdir, board)
+    m = load_manifest(outdir)
+    if as_json:
+        click.echo(json.dumps(with_measurements(m.get("compression") or {}, m), indent=2))
+        return
+    click.echo(f"{outdir}: {len(m['layers'])} layers, weight_bytes {m['weight_bytes']:,}")
+    for line in report_lines(m):
         click.echo(line)
 
 

@@ -26,10 +26,11 @@ from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, weight_
 class CompressOptions:
     prune: PruneOptions = field(default_factory=PruneOptions)
     weights: str = "raw"          # auto | raw | sparse | huffman
+    report: bool = False          # write the compression report even with nothing left to do
 
     @property
     def active(self) -> bool:
-        return self.prune.active or self.weights != "raw"
+        return self.prune.active or self.weights != "raw" or self.report
 
 
 def encodable_ops() -> set[str]:
@@ -73,7 +74,7 @@ def _dense_macs(graph: Graph, op) -> int:
 
 def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]:
     """Prune and encode an int8 graph. Returns (graph, encodings, report)."""
-    if options.weights not in E.CHOICES:
+    if options.weights not in E.CHOICES and options.weights not in E.KINDS:
         raise TinycError(f"--weights {options.weights}: choose one of {', '.join(E.CHOICES)}")
     original = layer_params(graph)
     report: dict = {"weights_mode": options.weights, "original": original}
@@ -115,3 +116,41 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
     g.meta["weight_encoding"] = {t: e for t, e in encodings.items() if e["kind"] != "raw"}
     report["layers"] = layers
     return g, encodings, report
+
+
+def convert_compressed(graph: Graph, outdir, board: str, options: CompressOptions | None, extra: dict | None = None):
+    """tinyc.pipeline.convert_graph with compression: prune + encode, generate OUTDIR, then
+    record the measured `compression` summary (tinyc/report.py) in tinyc.json."""
+    from tinyc.pipeline import convert_graph, update_manifest
+    from tinyc.report import compression_summary
+
+    if options is None or not options.active:
+        return convert_graph(graph, outdir, board, extra=extra)
+    cgraph, _, rep = compress(graph, options)
+    result = convert_graph(cgraph, outdir, board, extra=extra)
+    summary = compression_summary(graph, rep, result.manifest["weight_bytes"])
+    result.manifest["compression"] = summary
+    update_manifest(outdir, compression=summary)
+    return result
+
+
+def prune_keras_file(model_path, train_path, options: PruneOptions, rewind: bool = False,
+                     progress=None, train_options=None):
+    """Load a Keras model, prune it while fine-tuning on train_path, save it beside a temp
+    folder; returns (path of the pruned .keras model, per-layer rows, temp folder)."""
+    import tempfile
+    from pathlib import Path
+
+    from tinyc.frontend import keras as kf
+    from tinyc.passes.prune import TrainOptions, load_training_data, prune_keras
+
+    model = kf.load_keras(model_path)
+    x, y = load_training_data(train_path, tuple(model.inputs[0].shape))
+    topts = train_options or TrainOptions()
+    topts.rewind = rewind or topts.rewind
+    model, rows = prune_keras(model, x, y, options, topts, progress=progress)
+    tmp = Path(tempfile.mkdtemp(prefix="tinyc-pruned-"))
+    path = tmp / (Path(model_path).stem + "_pruned.keras")
+    with kf.captured_output():
+        model.save(path)
+    return path, rows, tmp

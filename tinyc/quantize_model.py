@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from tinyc.errors import TinycError, UnsupportedError
+from tinyc.errors import TinycError
 from tinyc.frontend import float_tflite as ft
 from tinyc.frontend import keras as kf
 

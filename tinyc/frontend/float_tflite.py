@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from tinyc.errors import TinycError, UnsupportedError

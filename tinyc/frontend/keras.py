@@ -21,8 +21,6 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
-
 from tinyc.errors import TinycError, UnsupportedError
 
 # Keras layer classes whose converted form tinyc compiles (see tinyc/ir.py for the ops).

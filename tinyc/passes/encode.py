@@ -142,7 +142,7 @@ def choose(flat: np.ndarray, mode: str = "auto") -> tuple[Encoded, dict[str, int
     huffman: Huffman-coded values, with Huffman-coded gaps when that sparse form is smaller
     (a pruned tensor). raw: unchanged.
     """
-    if mode not in CHOICES:
+    if mode not in CHOICES and mode not in KINDS:
         raise TinycError(f"--weights {mode}: choose one of {', '.join(CHOICES)}")
     cands = candidates(flat)
     sizes = {k: e.nbytes for k, e in cands.items()}
