@@ -75,10 +75,11 @@ class FaultRelay:
         with self._lock:
             self.scripted[direction].append(kind)
 
-    def after_frames(self, n: int, callback) -> None:
-        """callback() once n more frames have been passed to the host."""
+    def after_frames(self, n: int, callback, match=None) -> None:
+        """callback() once n more frames (those for which match(frame_bytes) is true, if
+        given) have been passed to the host."""
         with self._lock:
-            self._after = (self.stats.frames[TO_HOST] + n, callback)
+            self._after = [n, callback, match]
 
     def close(self) -> None:
         self._stop.set()
@@ -146,15 +147,23 @@ class FaultRelay:
         buf = self._buf[direction]
         buf += data
         out = bytearray()
+        fire = False
         while True:
             i = buf.find(0)
             if i < 0:
                 break
-            out += self._frame(direction, bytes(buf[:i + 1]))
+            unit = bytes(buf[:i + 1])
+            sent = self._frame(direction, unit)
+            out += sent
             del buf[:i + 1]
+            after = self._after
+            if direction == TO_HOST and after is not None and len(unit) >= self.min_frame and sent:
+                if after[2] is None or after[2](unit):
+                    after[0] -= 1
+                    fire = fire or after[0] <= 0
         if out:
             self._write(dst, bytes(out))
-        if direction == TO_HOST and self._after is not None and self.stats.frames[TO_HOST] >= self._after[0]:
+        if fire:
             callback = self._after[1]
             self._after = None
             callback()

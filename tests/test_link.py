@@ -198,7 +198,7 @@ def test_scripted_fault_is_survived(ad01, reference, direction, kind):
 
 def test_random_noise_many_samples(ad01, reference):
     faults = Faults(garbage_burst=0.2, drop_frame=0.02, drop_byte=0.02, corrupt=0.02)
-    xs = _inputs(150, 3)
+    xs = _inputs(100, 3)
     with Relayed(ad01, to_board=faults, to_host=faults, seed=5) as r:
         for x in xs:
             assert r.session.infer(x.tobytes()).output == _expected(reference, x)
@@ -212,6 +212,7 @@ def test_silent_board_times_out_naming_the_port(ad01):
     with Relayed(ad01) as r:
         r.relay.blackhole[TO_HOST] = True
         r.session.max_rtt = 0.05      # later requests wait MIN_TIMEOUT (1 s) each
+        r.session.link.retries = 2
         t0 = time.monotonic()
         with pytest.raises(TinycError) as exc:
             r.session.infer(bytes(640))
@@ -269,3 +270,88 @@ def test_bad_infer_length_gets_error_frame(ad01):
         assert exc.value.code == 1 and exc.value.detail == 10
         # the server is still serving
         assert r.session.infer(bytes(640)).output is not None
+
+
+class FdStream:
+    """pyserial's read/write/timeout over plain file descriptors (pipes, a pty master)."""
+
+    def __init__(self, rfd: int, wfd: int, name: str):
+        self.rfd, self.wfd, self.port, self.timeout = rfd, wfd, name, 0.2
+
+    def read(self, n: int) -> bytes:
+        import select
+        ready, _, _ = select.select([self.rfd], [], [], self.timeout)
+        if not ready:
+            return b""
+        import os
+        return os.read(self.rfd, n)
+
+    def write(self, data: bytes) -> None:
+        import os
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.wfd, view):]
+
+    def close(self) -> None:
+        pass
+
+
+def _server_binary(ad01):
+    return ad01 / "build" / "linux-native" / "tinyc_server"
+
+
+def test_linux_server_over_stdin_stdout(ad01, reference):
+    import subprocess
+    proc = subprocess.Popen([str(_server_binary(ad01))], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        link = L.Link(FdStream(proc.stdout.fileno(), proc.stdin.fileno(), "stdio"), timeout=5.0)
+        link.handshake(timeout=5.0)
+        x = _inputs(1, 9)[0]
+        assert link.infer(x.tobytes()).output == _expected(reference, x)
+        assert link.exit()
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+
+
+def test_linux_server_on_a_serial_device(ad01, reference):
+    """--port DEV: the server opens a tty itself (here the slave of a pty pair)."""
+    import os
+    import subprocess
+    import tty
+    master, slave = os.openpty()
+    tty.setraw(master)
+    path = os.ttyname(slave)
+    proc = subprocess.Popen([str(_server_binary(ad01)), "--port", path, "--baud", "115200"])
+    try:
+        link = L.Link(FdStream(master, master, path), timeout=5.0)
+        link.handshake(timeout=5.0)
+        x = _inputs(1, 10)[0]
+        assert link.infer(x.tobytes()).output == _expected(reference, x)
+        assert link.exit()
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+        os.close(master)
+        os.close(slave)
+
+
+def test_serial_board_runner_on_a_port(ad01, reference):
+    """The real-board runner (`--port`): here the port is the native server's pty."""
+    from tinyc.runners import serial_board
+    server = linux.ServerProcess([str(_server_binary(ad01)), "--pty"])
+    try:
+        with serial_board.open_session(NATIVE, ad01, port=server.pty, timeout=5.0) as s:
+            x = _inputs(1, 12)[0]
+            r = s.infer(x.tobytes())
+            assert r.output == _expected(reference, x) and r.cycle_unit == "ns"
+        assert server.proc.wait(timeout=5) == 0   # EXIT ended the server
+    finally:
+        server.kill()
+
+
+def test_serial_board_runner_names_a_dead_port(ad01):
+    from tinyc.runners import serial_board
+    with pytest.raises(TinycError) as exc:
+        serial_board.open_session(NATIVE, ad01, port="/dev/ttyNOPE0", timeout=1.0)
+    assert "/dev/ttyNOPE0" in str(exc.value)

@@ -120,6 +120,11 @@ def report(outdir, speed, board, as_json):
     if speed:
         measure_speed(outdir, board)
     m = load_manifest(outdir)
+    if m.get("code_bytes") is None and m.get("compression"):
+        from tinyc.boards import load_board
+        from tinyc.runflow import ensure_built
+        ensure_built(outdir, load_board(m.get("board") or "host"))   # measures the code bytes
+        m = load_manifest(outdir)
     if as_json:
         click.echo(json.dumps(with_measurements(m.get("compression") or {}, m), indent=2))
         return

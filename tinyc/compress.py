@@ -37,13 +37,13 @@ def encodable_ops() -> set[str]:
     """Op kinds whose lowering hands encoded weights to tinyc/ops/compressed.py."""
     import inspect
 
-    from tinyc.ops import conv, fully_connected
+    from tinyc.ops import spec_for
 
     kinds = set()
-    if "lower_encoded" in inspect.getsource(fully_connected):
-        kinds.add("FULLY_CONNECTED")
-    if "lower_encoded" in inspect.getsource(conv):
-        kinds.add("CONV_2D")
+    for kind in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"):
+        spec = spec_for(kind)
+        if spec is not None and "lower_encoded" in inspect.getsource(spec.lower):
+            kinds.add(kind)
     return kinds
 
 
@@ -72,9 +72,44 @@ def _dense_macs(graph: Graph, op) -> int:
     return 0
 
 
+# Instructions per unit of work on a Cortex-M4 (mps2-an386 under QEMU, -O2), measured on
+# LeNet-style layers with tinyc's kernels: the cost model behind `--weights auto`, which keeps
+# the smallest encoding whose layer is estimated at most MAX_SLOWDOWN times slower than raw.
+MAX_SLOWDOWN = 2.0
+_RAW_MAC = {"FULLY_CONNECTED": 6.0, "CONV_2D": 2.3, "DEPTHWISE_CONV_2D": 3.0,
+            "CONV_2D_narrow": 9.0}   # fewer than 4 input channels: no 4-wide inner loop
+_DECODE = {"sparse": 7.0, "sparse_huffman": 27.0, "huffman": 15.0}   # per entry (sparse) / per weight
+_ENC_MAC = {"FULLY_CONNECTED": 6.0, "gather": 7.0, "dense_rows": 5.6, "scan": 5.0}
+
+
+def estimated_slowdown(op_kind: str, enc: E.Encoded, nonzeros: int, uses: int, narrow: bool = False) -> float:
+    """Estimated time of a layer with `enc` weights over its time with raw weights.
+
+    uses: how often each weight is used per inference (FC: rows of the input; convolutions:
+    output positions)."""
+    if enc.kind == "raw":
+        return 1.0
+    size = enc.size
+    units = enc.entries if enc.kind in ("sparse", "sparse_huffman") else size
+    raw = _RAW_MAC["CONV_2D_narrow" if narrow and op_kind == "CONV_2D" else op_kind] * size * uses
+    if op_kind == "FULLY_CONNECTED":   # decoded again for every input row
+        mac = _ENC_MAC["FULLY_CONNECTED"] * (size if enc.kind == "huffman" else enc.entries)
+        return (_DECODE[enc.kind] * units + mac) * uses / raw
+    per_position = _ENC_MAC["dense_rows"] * size if 2 * nonzeros > size else _ENC_MAC["gather"] * nonzeros
+    return (_DECODE[enc.kind] * units + _ENC_MAC["scan"] * size + per_position * uses) / raw
+
+
+def _uses(graph: Graph, op) -> int:
+    w = graph.tensors[op.inputs[1]]
+    y = graph.tensors[op.outputs[0]]
+    if op.kind == "FULLY_CONNECTED":
+        return max(1, int(y.size // max(1, int(w.shape[0]))))
+    return max(1, int(y.size // max(1, int(y.shape[-1]))))
+
+
 def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]:
     """Prune and encode an int8 graph. Returns (graph, encodings, report)."""
-    if options.weights not in E.CHOICES and options.weights not in E.KINDS:
+    if not E.valid_mode(options.weights):
         raise TinycError(f"--weights {options.weights}: choose one of {', '.join(E.CHOICES)}")
     original = layer_params(graph)
     report: dict = {"weights_mode": options.weights, "original": original}
@@ -93,21 +128,27 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
         op = g.ops[row["op_index"]]
         w = g.tensors[row["weight"]]
         flat = E.kernel_order(op.kind, w.data).reshape(-1)
-        enc, sizes = E.choose(flat, "auto")   # every candidate's bytes, for the report
+        cands = E.candidates(flat)
+        sizes = {k: e.nbytes for k, e in cands.items()}
+        narrow = op.kind == "CONV_2D" and int(w.shape[-1]) < 4
+        slow = {k: round(estimated_slowdown(op.kind, e, row["nonzeros"], _uses(g, op), narrow), 2)
+                for k, e in cands.items()}
+        fast = [k for k in E.KINDS if slow[k] <= MAX_SLOWDOWN]
+        enc = cands[min(fast, key=lambda k: (sizes[k], E.KINDS.index(k)))]
         why = None
         if options.weights == "raw":
-            enc = E.encode(flat, "raw")
+            enc = cands["raw"]
         elif op.kind not in ok_ops:
             why = f"no encoded kernel for {op.kind}"
         elif len(consumers.get(row["weight"], [])) != 1:
             why = "weights shared by several ops"
         elif w.quant is not None and np.any(w.quant.zero_point != 0):
             why = "weight zero point is not 0"
-        elif options.weights != "auto":
-            enc, sizes = E.choose(flat, options.weights)
+        elif options.weights != "auto":   # forced (or "smallest"): no time limit
+            enc = E.pick(cands, options.weights)
         if why is not None:
-            enc = E.encode(flat, "raw")
-        info = {**enc.summary(), "candidates": sizes}
+            enc = cands["raw"]
+        info = {**enc.summary(), "candidates": sizes, "estimated_slowdown": slow}
         if why:
             info["why_raw"] = why
         encodings[row["weight"]] = info

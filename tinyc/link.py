@@ -252,6 +252,7 @@ class Link:
         self.seq = 0
         self.info: BoardInfo | None = None
         self.retransmits = 0
+        self.last_rtt = 0.0         # send -> reply of the last request's answered attempt
         self.stale = 0              # replies to earlier requests, dropped
 
     # -- low level
@@ -308,8 +309,9 @@ class Link:
         for attempt in range(retries + 1):
             if attempt:
                 self.retransmits += 1
+            sent = time.monotonic()
             self.send(ftype, seq, payload)
-            deadline = time.monotonic() + timeout
+            deadline = sent + timeout
             while True:
                 frame = self.receive(deadline)
                 if frame is None:
@@ -320,6 +322,7 @@ class Link:
                 if frame.seq != seq or frame.type not in want:
                     self.stale += 1
                     continue
+                self.last_rtt = time.monotonic() - sent
                 return frame
         raise LinkTimeout(
             f"no valid {TYPE_NAMES.get(want[0], want[0])} from the board on {self.name} within {timeout:g} s "
@@ -330,16 +333,27 @@ class Link:
                   ping_interval: float = 0.25) -> BoardInfo:
         """HELLO until a valid reply (the board may still be booting), then check the model."""
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
+        sent: set[int] = set()
+        frame = None
+        while frame is None:
+            now = time.monotonic()
+            if now >= deadline:
                 raise LinkTimeout(f"no answer from a tinyc board on {self.name} within {timeout:g} s: "
                                   "check the port, the baud rate and that the firmware is flashed")
-            try:
-                frame = self.request(T_HELLO, b"", (T_HELLO_REPLY,), timeout=min(ping_interval, left), retries=0)
-                break
-            except LinkTimeout:
-                continue
+            seq = self._next_seq()
+            sent.add(seq)
+            self.send(T_HELLO, seq)
+            # a reply to any ping of this handshake will do: on a slow link it may come
+            # after the next ping has gone out
+            ping_deadline = min(deadline, now + ping_interval)
+            while True:
+                got = self.receive(ping_deadline)
+                if got is None:
+                    break
+                if got.type == T_HELLO_REPLY and got.seq in sent:
+                    frame = got
+                    break
+                self.stale += 1
         info = parse_hello(frame.payload)
         if info.proto_version != PROTO_VERSION:
             raise TinycError(f"the board on {self.name} speaks protocol v{info.proto_version}, "

@@ -77,8 +77,9 @@ void tinyc_port_exit(int code);
 
 /* Serves frames until EXIT or the link closes; returns the exit code. */
 int tinyc_server_run(void);
-/* Sends one ERROR frame (usable from a fault handler: no heap, no stack-hungry calls). */
-void tinyc_server_send_error(uint16_t code, uint32_t detail, const char *message);
+/* After a fault: reports it (ERROR frame), answers every later request with the same
+   ERROR, and exits (tinyc_port_exit(3)) on EXIT. Does not return. */
+void tinyc_server_fault(uint16_t code, uint32_t detail, const char *message);
 /* CRC-32 (reflected polynomial 0xEDB88320, init and final xor 0xFFFFFFFF). */
 uint32_t tinyc_crc32_update(uint32_t crc, const uint8_t *data, uint32_t n);
 

@@ -179,17 +179,6 @@ void tinyc_layer_end(int layer)
 
 /* ---- frames ---- */
 
-void tinyc_server_send_error(uint16_t code, uint32_t detail, const char *message)
-{
-    uint32_t n = str_len(message);
-    tx_begin(TINYC_T_ERROR, 0, 8u + n);
-    tx_u16(code);
-    tx_u16(0);
-    tx_u32(detail);
-    tx_bytes((const uint8_t *)message, n);
-    tx_end();
-}
-
 static void send_error_seq(uint8_t seq, uint16_t code, uint32_t detail, const char *message)
 {
     uint32_t n = str_len(message);
@@ -302,20 +291,23 @@ static uint32_t rd_u32(const uint8_t *p)
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-int tinyc_server_run(void)
+/*
+ * Waits for the next valid frame; returns its payload length, type and seq, or -1 when
+ * the link is gone. The payload is at rx.b + TINYC_FRAME_HEADER.
+ */
+static int32_t receive_frame(uint8_t *type, uint8_t *seq)
 {
     for (;;) {
         uint32_t n = 0, length, crc;
         int overflow = 0;
         int32_t m;
         int c;
-        uint8_t type, seq;
 
         /* collect one encoded frame: everything up to the next 0x00 */
         for (;;) {
             c = tinyc_port_getc();
             if (c < 0) {
-                return 0; /* link closed */
+                return -1; /* link closed */
             }
             if (c == 0) {
                 break;
@@ -339,17 +331,33 @@ int tinyc_server_run(void)
         }
         crc = tinyc_crc32_update(0xFFFFFFFFu, rx.b, TINYC_FRAME_HEADER + length) ^ 0xFFFFFFFFu;
         if (crc != rd_u32(rx.b + TINYC_FRAME_HEADER + length)) {
-            continue;
+            continue; /* damaged: no reply, the host retries */
         }
-        type = rx.b[0];
-        seq = rx.b[1];
+        *type = rx.b[0];
+        *seq = rx.b[1];
+        return (int32_t)length;
+    }
+}
+
+static uint8_t current_seq;
+
+int tinyc_server_run(void)
+{
+    for (;;) {
+        uint8_t type, seq;
+        int32_t length = receive_frame(&type, &seq);
+        if (length < 0) {
+            return 0;
+        }
+        current_seq = seq;
         switch (type) {
         case TINYC_T_HELLO:
             send_hello(seq);
             break;
         case TINYC_T_INFER:
-            if (length != (uint32_t)TINYC_INPUT_BYTES_TOTAL) {
-                send_error_seq(seq, TINYC_E_BAD_LENGTH, length, "INFER payload size differs from the model's inputs");
+            if ((uint32_t)length != (uint32_t)TINYC_INPUT_BYTES_TOTAL) {
+                send_error_seq(seq, TINYC_E_BAD_LENGTH, (uint32_t)length,
+                               "INFER payload size differs from the model's inputs");
             } else {
                 infer(seq, rx.b + TINYC_FRAME_HEADER);
             }
@@ -362,5 +370,26 @@ int tinyc_server_run(void)
             send_error_seq(seq, TINYC_E_UNKNOWN_TYPE, type, "unknown frame type");
             break;
         }
+    }
+}
+
+void tinyc_server_fault(uint16_t code, uint32_t detail, const char *message)
+{
+    /* report against the request being served, then stay reachable: every request gets
+       the same ERROR until the host says EXIT (a board that just vanished would leave the
+       host guessing, and QEMU exiting at once could lose the report in its pty) */
+    send_error_seq(current_seq, code, detail, message);
+    for (;;) {
+        uint8_t type, seq;
+        int32_t length = receive_frame(&type, &seq);
+        if (length < 0 || type == TINYC_T_EXIT) {
+            if (length >= 0) {
+                tx_begin(TINYC_T_BYE, seq, 0);
+                tx_end();
+            }
+            tinyc_port_exit(3);
+            return;
+        }
+        send_error_seq(seq, code, detail, message);
     }
 }

@@ -66,8 +66,7 @@ void Reset_Handler(void)
 
 void Default_Handler(void)
 {
-    tinyc_server_send_error(TINYC_E_FAULT, 0, "unexpected exception");
-    tinyc_port_exit(3);
+    tinyc_server_fault(TINYC_E_FAULT, 0, "unexpected exception");
     for (;;) {
     }
 }
@@ -115,8 +114,7 @@ void tinyc_fault_report(const uint32_t *frame, uint32_t exc_return)
     }
     p = put_hex(p, SCB_HFSR);
     *p = '\0';
-    tinyc_server_send_error(TINYC_E_FAULT, pc, msg);
-    tinyc_port_exit(3);
+    tinyc_server_fault(TINYC_E_FAULT, pc, msg);
     for (;;) {
     }
 }

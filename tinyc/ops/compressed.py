@@ -67,8 +67,8 @@ def _struct(ctx, base: str, e: E.Encoded) -> tuple[str, list[str]]:
             f"        {gstream}, {gcounts}, {gsyms}, {glut}")
     raw = int(e.size)
     notes = [f"weights {e.kind}: {e.nbytes} B instead of {raw} B"
-             + (f"; {e.entries} entries ({e.fillers} fillers), {e.gap_bits}-bit gap limit" if e.entries or
-                e.kind != "huffman" else "")]
+             + (f"; {e.entries} entries ({e.fillers} fillers), {e.gap_bits}-bit gaps"
+                if e.kind in ("sparse", "sparse_huffman") else "")]
     return init, notes
 
 
@@ -77,6 +77,8 @@ def lower_encoded(graph, op, ctx, enc: dict) -> Lowered:
         return _lower_fc(graph, op, ctx, enc)
     if op.kind == "CONV_2D":
         return _lower_conv(graph, op, ctx, enc)
+    if op.kind == "DEPTHWISE_CONV_2D":
+        return _lower_depthwise(graph, op, ctx, enc)
     raise UnsupportedError(f"{op.kind} '{op.name}' cannot use encoded weights; use --weights raw")
 
 
@@ -94,14 +96,15 @@ def _lower_fc(graph, op, ctx, enc: dict) -> Lowered:
     bias = ctx.ptr(op.inputs[2]) if has_bias else "0"
     init, notes = _struct(ctx, base, e)
     lut = _lut_bytes(e)
-    scratch = ctx.scratch(lut) if lut else "((int8_t *)0)"
+    # scratch: lookup tables, then one decoded row (Huffman) or one int32 sum per row (sparse)
+    scratch = ctx.scratch(lut + (accum_depth if e.kind == "huffman" else 4 * output_depth))
     fn = "tinyc_fully_connected_huffman_s8" if e.kind == "huffman" else "tinyc_fully_connected_sparse_s8"
     call = (
         "{\n"
         "    static const tinyc_encoded_weights filter = {\n"
         f"        {init}\n"
         "    };\n"
-        f"    {fn}({ctx.ptr(op.inputs[0])}, &filter, {scratch}, {bias}, {ctx.ptr(op.outputs[0])},\n"
+        f"    {fn}({ctx.ptr(op.inputs[0])}, &filter, {scratch}, {lut}, {bias}, {ctx.ptr(op.outputs[0])},\n"
         f"        {batches}, {accum_depth}, {output_depth},\n"
         f"        {-x.quant.zp}, {y.quant.zp},\n"
         f"        {mult_name}, {shift_name}, {1 if w.quant.per_axis else 0}, {act_min}, {act_max});\n"
@@ -129,9 +132,9 @@ def _lower_conv(graph, op, ctx, enc: dict) -> Lowered:
     bias = ctx.ptr(op.inputs[2]) if C._has_bias(op) else "0"
     init, notes = _struct(ctx, base, e)
     filter_size = filter_h * filter_w * filter_in_ch
-    # scratch: Huffman tables (uint16), tap offsets (int32), tap values, the decoded filter
+    # scratch: Huffman tables (uint16), packed taps (int32), the decoded filter
     lut = _lut_bytes(e)
-    scratch = ctx.scratch(lut + 4 * filter_size + 2 * filter_size)
+    scratch = ctx.scratch(lut + 4 * filter_size + filter_size)
     call = (
         "{\n"
         "    static const tinyc_encoded_weights filter = {\n"
@@ -154,3 +157,46 @@ def _lower_conv(graph, op, ctx, enc: dict) -> Lowered:
     notes.append(f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]"
                  + (f"; {groups} groups" if groups > 1 else ""))
     return Lowered(call=call, macs=macs, notes=notes, kernels=["weights_huffman_decode", "conv_2d_sparse"])
+
+
+def _lower_depthwise(graph, op, ctx, enc: dict) -> Lowered:
+    from tinyc.ops import conv as C
+
+    x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    _, filter_h, filter_w, out_ch = (int(d) for d in w.shape)
+    g = C._geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)
+    depth_multiplier = out_ch // g["in_ch"]
+    input_offset = -x.quant.zp
+    mult, shift, act_min, act_max = C._requant_consts(graph, op, out_ch)
+    e = _encoded(graph, op, enc)
+    base = ctx.ident(op.name or "depthwise_conv_2d")
+    mult_name = ctx.const(f"{base}_mult", mult, "int32_t")
+    shift_name = ctx.const(f"{base}_shift", shift, "int32_t")
+    bias = ctx.ptr(op.inputs[2]) if C._has_bias(op) else "0"
+    init, notes = _struct(ctx, base, e)
+    taps = filter_h * filter_w
+    lut = _lut_bytes(e)
+    scratch = ctx.scratch(lut + 4 * taps + taps)
+    call = (
+        "{\n"
+        "    static const tinyc_encoded_weights filter = {\n"
+        f"        {init}\n"
+        "    };\n"
+        "    static const tinyc_depthwise_conv_2d_encoded_params_s8 params = {\n"
+        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
+        f"        {g['out_h']}, {g['out_w']}, {out_ch},  /* output h, w, channels */\n"
+        f"        {filter_h}, {filter_w}, {depth_multiplier},  /* filter h, w, depth multiplier */\n"
+        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
+        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
+        f"        {input_offset}, {y.quant.zp}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
+        "    };\n"
+        f"    tinyc_depthwise_conv_2d_encoded_s8(&params, {ctx.ptr(op.inputs[0])}, &filter, {bias},\n"
+        f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])}, {scratch}, {lut});\n"
+        "}"
+    )
+    nnz = int(np.count_nonzero(w.data))
+    macs = g["batches"] * g["out_h"] * g["out_w"] * nnz
+    notes.append(f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]; "
+                 f"depth multiplier {depth_multiplier}")
+    return Lowered(call=call, macs=macs, notes=notes,
+                   kernels=["weights_huffman_decode", "depthwise_conv_2d_sparse"])

@@ -64,7 +64,8 @@ class Encoded:
     def summary(self) -> dict:
         return {"kind": self.kind, "bytes": self.nbytes, "gap_bits": self.gap_bits, "entries": self.entries,
                 "fillers": self.fillers, "value_bits": self.value_bits, "index_bits": self.index_bits,
-                "lut_bits": [t.lut_bits() for t in (self.value_table, self.gap_table) if t is not None]}
+                "lut_bits": [t.lut_bits() for t in (self.value_table, self.gap_table) if t is not None],
+                "max_code_len": [t.max_len for t in (self.value_table, self.gap_table) if t is not None]}
 
 
 def kernel_order(op_kind: str, w: np.ndarray) -> np.ndarray:
@@ -135,24 +136,37 @@ def candidates(flat: np.ndarray) -> dict[str, Encoded]:
     return {k: encode(flat, k) for k in KINDS}
 
 
+def valid_mode(mode: str) -> bool:
+    return mode in CHOICES or mode == "smallest" or (mode.startswith("kind:") and mode[5:] in KINDS)
+
+
 def choose(flat: np.ndarray, mode: str = "auto") -> tuple[Encoded, dict[str, int]]:
     """The encoding for `--weights mode` and the bytes of every candidate.
 
-    auto: the smallest of all four. sparse: the sparse list (int8 values + packed gaps).
+    auto: the smallest of all four (tinyc.compress also weighs the decoding time).
+    sparse: the sparse list (int8 values + packed gaps).
     huffman: Huffman-coded values, with Huffman-coded gaps when that sparse form is smaller
-    (a pruned tensor). raw: unchanged.
+    (a pruned tensor). raw: unchanged. "kind:K" forces exactly the encoding K; "smallest" is
+    auto without the time limit (benchmarks).
     """
-    if mode not in CHOICES and mode not in KINDS:
+    if not valid_mode(mode):
         raise TinycError(f"--weights {mode}: choose one of {', '.join(CHOICES)}")
     cands = candidates(flat)
+    return pick(cands, mode), {k: e.nbytes for k, e in cands.items()}
+
+
+def pick(cands: dict[str, Encoded], mode: str) -> Encoded:
+    """The candidate `--weights mode` selects (see choose)."""
     sizes = {k: e.nbytes for k, e in cands.items()}
-    if mode == "auto":
+    if mode.startswith("kind:"):   # one exact kind (tests, benchmarks)
+        best = mode[5:]
+    elif mode in ("auto", "smallest"):
         best = min(KINDS, key=lambda k: (sizes[k], KINDS.index(k)))
     elif mode == "huffman":
         best = min(("huffman", "sparse_huffman"), key=lambda k: (sizes[k], k))
     else:
         best = mode
-    return cands[best], sizes
+    return cands[best]
 
 
 def decode(enc: Encoded) -> np.ndarray:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_CODE_LEN = 16   # the decoder keeps >= 25 bits in its buffer: 16 always fit
+MAX_CODE_LEN = 16   # the decoder keeps >= 16 bits in its buffer before each code
 LUT_BITS = 8        # first-level lookup table: 2^8 entries of uint16 (symbol | length << 8)
 STREAM_PAD = 4      # zero bytes after each stream: the refill reads up to 4 bytes ahead
 
@@ -60,11 +60,13 @@ class HuffmanTable:
         return np.asarray([self.max_len, *self.counts[1:]], dtype=np.int16)
 
     def c_symbols(self) -> np.ndarray:
-        return np.asarray(self.symbols, dtype=np.uint8)
+        """The symbols as the C stores them (one unused byte for an empty code: C has no
+        zero-length arrays)."""
+        return np.asarray(self.symbols or [0], dtype=np.uint8)
 
     def table_bytes(self) -> int:
         """Flash bytes of the table as the C stores it (int16 header + uint8 symbols)."""
-        return 2 * (self.max_len + 1) + len(self.symbols)
+        return 2 * (self.max_len + 1) + max(len(self.symbols), 1)
 
     def lut_bits(self) -> int:
         return min(self.max_len, LUT_BITS)
@@ -172,7 +174,9 @@ def encode(symbols: np.ndarray, table: HuffmanTable) -> np.ndarray:
 
 
 class BitReader:
-    """MSB-first reader with the C decoder's 32-bit buffer discipline (refill to > 24 bits)."""
+    """MSB-first reader with the C decoder's buffer discipline: a left-aligned 32-bit buffer,
+    topped up by two bytes when fewer than 16 bits are left (Huffman codes) or by one byte
+    when fewer than 8 are left (fixed-width gaps)."""
 
     def __init__(self, data: np.ndarray):
         self.data = bytes(np.asarray(data, dtype=np.uint8))
@@ -180,16 +184,22 @@ class BitReader:
         self.buf = 0
         self.nbits = 0
 
+    def _byte(self) -> int:
+        # Reading past the stored bytes would be a bug in the C: fail loudly here.
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
     def refill(self):
-        while self.nbits <= 24:
-            # Reading past the stored bytes would be a bug in the C: fail loudly here.
-            byte = self.data[self.pos]
-            self.buf |= byte << (24 - self.nbits)
-            self.pos += 1
-            self.nbits += 8
+        if self.nbits < 16:
+            self.buf |= (self._byte() << (24 - self.nbits)) | (self._byte() << (16 - self.nbits))
+            self.nbits += 16
 
     def read(self, n: int) -> int:
-        self.refill()
+        """n <= 8 bits."""
+        if self.nbits < 8:
+            self.buf |= self._byte() << (24 - self.nbits)
+            self.nbits += 8
         v = self.buf >> (32 - n)
         self.buf = (self.buf << n) & 0xFFFFFFFF
         self.nbits -= n

@@ -105,18 +105,32 @@ def resolve_layer(layers: list[LayerInfo], name: str) -> LayerInfo:
     raise TinycError(f"--prune-layer {name}: no such layer; layers with weights: {names}")
 
 
+def _per_axis(w, values: np.ndarray) -> np.ndarray:
+    """Per-tensor or per-axis quantization values broadcast against the weight array."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 1:
+        return values.reshape(())
+    shape = [1] * w.data.ndim
+    shape[w.quant.axis] = values.size
+    return values.reshape(shape)
+
+
 def _real_magnitude(graph: Graph, layer: LayerInfo) -> np.ndarray:
-    """|q| * scale per weight (the channel's scale for per-channel weights)."""
+    """|q - zero_point| * scale per weight (the channel's values for per-channel weights)."""
     w = graph.tensors[layer.weight]
-    q = np.abs(w.data.astype(np.float64))
+    q = w.data.astype(np.float64)
     if w.quant is None:
-        return q
-    scale = w.quant.scale.astype(np.float64)
-    if scale.size == 1:
-        return q * scale[0]
-    shape = [1] * q.ndim
-    shape[w.quant.axis] = scale.size
-    return q * scale.reshape(shape)
+        return np.abs(q)
+    return np.abs(q - _per_axis(w, w.quant.zero_point)) * _per_axis(w, w.quant.scale)
+
+
+def _zero_value(w) -> np.ndarray:
+    """The stored value of a real 0: the zero point (0 for TFLite's symmetric int8 weights)."""
+    return _per_axis(w, w.quant.zero_point).astype(np.int64) if w.quant is not None else np.int64(0)
+
+
+def _zeros(w) -> int:
+    return int(np.count_nonzero(w.data == _zero_value(w)))
 
 
 def _zero_smallest(mags: list[np.ndarray], k: int) -> list[np.ndarray]:
@@ -139,7 +153,7 @@ def _apply(g: Graph, pool: list[LayerInfo], s: float) -> None:
     n = sum(m.size for m in mags)
     for l, keep in zip(pool, _zero_smallest(mags, int(round(s * n)))):
         t = g.tensors[l.weight]
-        t.data = np.where(keep, t.data, 0).astype(np.int8)
+        t.data = np.where(keep, t.data, _zero_value(t)).astype(np.int8)
 
 
 def prune_int8(graph: Graph, options: PruneOptions) -> tuple[Graph, list[dict]]:
@@ -156,7 +170,7 @@ def prune_int8(graph: Graph, options: PruneOptions) -> tuple[Graph, list[dict]]:
     pool = [l for l in layers if l.op_index not in own]
     if options.exclude_first_last and len(layers) > 2:
         pool = [l for l in pool if l is not layers[0] and l is not layers[-1]]
-    before = {l.op_index: int(np.count_nonzero(g.tensors[l.weight].data == 0)) for l in layers}
+    before = {l.op_index: _zeros(g.tensors[l.weight]) for l in layers}
     targets = dict(own)
     if options.sparsity:
         s = check_fraction(options.sparsity, "--prune")
@@ -168,7 +182,7 @@ def prune_int8(graph: Graph, options: PruneOptions) -> tuple[Graph, list[dict]]:
     rows = []
     for l in layers:
         t = g.tensors[l.weight]
-        zeros = int(np.count_nonzero(t.data == 0))
+        zeros = _zeros(t)
         if zeros == t.size and l.op_index in targets and before[l.op_index] < t.size:
             raise TinycError(f"pruning empties layer {l.name} (all {t.size} weights would be zero); "
                              "lower its sparsity")

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -129,7 +130,12 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     stream = None
     try:
         path = link_wrapper(server.pty) if link_wrapper else server.pty
-        stream = serial_open(path, 115200)
+        try:
+            stream = serial_open(path, 115200)
+        except TinycError:
+            time.sleep(0.2)
+            server.check_alive()
+            raise
         where = "natively" if runs_natively(board) else "under qemu-user"
         link = Link(stream, name=f"{path} ({board.name} {where})", timeout=timeout, alive=server.check_alive)
         try:

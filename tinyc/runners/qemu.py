@@ -130,7 +130,12 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     stream = None
     try:
         path = link_wrapper(qemu.pty) if link_wrapper else qemu.pty
-        stream = serial_open(path, int(board.raw.get("uart", {}).get("baud", 115200)))
+        try:
+            stream = serial_open(path, int(board.raw.get("uart", {}).get("baud", 115200)))
+        except TinycError:
+            time.sleep(0.2)
+            qemu.check_alive()  # a clearer message when the emulator is what went away
+            raise
         link = Link(stream, name=f"{path} ({board.name} in QEMU)", timeout=timeout, alive=qemu.check_alive)
         try:
             link.handshake(timeout=handshake_timeout, expect_hash=model_hash or manifest.get("model_hash"))

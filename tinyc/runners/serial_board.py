@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from tinyc.boards import Board
@@ -39,10 +38,12 @@ def read_manifest(outdir: Path) -> dict:
 
 
 def serial_open(port: str, baud: int):
+    import termios
+
     import serial  # pyserial
     try:
         return serial.Serial(port, baud, timeout=0.2, write_timeout=None)
-    except (serial.SerialException, OSError) as exc:
+    except (serial.SerialException, OSError, termios.error) as exc:
         raise TinycError(f"cannot open serial port {port}: {exc}; check --port and permissions "
                          "(the dialout group)") from None
 
@@ -79,9 +80,8 @@ class BoardSession:
     def infer(self, data: bytes) -> InferResult:
         if self.closed:
             raise TinycError("the board session is closed")
-        t0 = time.monotonic()
         raw = self.link.infer(bytes(data), timeout=self._timeout())
-        self.max_rtt = max(self.max_rtt, time.monotonic() - t0)
+        self.max_rtt = max(self.max_rtt, self.link.last_rtt)  # retries excluded: no escalation
         f = self.factor
         cycles = int(round(raw.ticks * f))
         layers = [int(round(t * f)) for t in raw.layer_ticks] if raw.layer_ticks else None
