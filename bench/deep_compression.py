@@ -18,9 +18,7 @@ import contextlib
 import io
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time

@@ -14,7 +14,7 @@ from tinyc.boards import load_board
 from tinyc.build import build
 from tinyc.compress import CompressOptions
 from tinyc.convert_cli import convert_any
-from tinyc.frontend.tflite import load_tflite
+from tinyc.frontend.tflite import graph_to_tflite, load_tflite
 from tinyc.passes import encode as E
 from tinyc.passes.prune import PruneOptions, weight_layers
 from tinyc.reference import Reference
@@ -195,8 +195,6 @@ def test_report_command_measures_speed_and_flash(models, tmp_path):
 @pytest.mark.parametrize("pattern", ["all_zeros", "one_value", "all_256_values", "long_zero_runs"])
 def test_adversarial_weights_in_c(models, tmp_path, pattern):
     """Weights that stress the encoders, through the C kernels of every encoding."""
-    from tinyc.compress import convert_compressed
-
     g = load_tflite(models["fc"])
     layer = weight_layers(g)[1]                      # the 48 -> 24 layer: 1152 weights
     t = g.tensors[layer.weight]
@@ -212,7 +210,6 @@ def test_adversarial_weights_in_c(models, tmp_path, pattern):
         w[[0, 1, 600, 601, t.size - 1]] = [127, -128, 1, -1, 64]
     t.data = w.reshape(t.shape)
     src = tmp_path / "adv.tflite"
-    from tinyc.frontend.tflite import graph_to_tflite
     src.write_bytes(graph_to_tflite(g))
     for kind in KINDS:
         m = run_compressed(src, tmp_path / kind, CompressOptions(PruneOptions(), f"kind:{kind}"), n=20)

@@ -15,7 +15,8 @@ from tinyc.cli import main
 from tinyc.compress import CompressOptions
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
-from tinyc.passes.prune import PruneOptions, TrainOptions, prune_channels, prune_int8, prune_keras, weight_layers
+from tinyc.passes.prune import (PruneOptions, TrainOptions, load_training_data, prune_channels, prune_int8,
+                                prune_keras, weight_layers)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_structured_pruning_shrinks_and_stays_bit_exact(conv_model, tmp_path):
     run_compressed(conv_model, tmp_path / "both", CompressOptions(PruneOptions(channels=0.25, sparsity=0.5), "auto"))
 
 
-def test_keras_gradual_pruning_exact_and_masks_fixed():
+def test_keras_gradual_pruning_exact_and_masks_fixed(tmp_path):
     import keras
 
     keras.utils.set_random_seed(0)
@@ -149,13 +150,13 @@ def test_keras_gradual_pruning_exact_and_masks_fixed():
     assert sum(int((k == 0).sum()) for k in kernels) == round(0.8 * n)
     assert len(log) == 3 and "epoch 3/3" in log[-1]
     # bad training data: one clear line
-    from tinyc.passes.prune import load_training_data
-    import tempfile, os
-    with tempfile.TemporaryDirectory() as d:
-        p = os.path.join(d, "bad.npz")
-        np.savez(p, x=np.zeros((10, 13), np.float32), y=np.zeros(10, np.int64))
-        with pytest.raises(TinycError, match=r"x has shape \(10, 13\), the model takes \(N, 12\)"):
-            load_training_data(p, (1, 12))
+    p = tmp_path / "bad.npz"
+    np.savez(p, x=np.zeros((10, 13), np.float32), y=np.zeros(10, np.int64))
+    with pytest.raises(TinycError, match=r"x has shape \(10, 13\), the model takes \(N, 12\)"):
+        load_training_data(p, (1, 12))
+    np.savez(p, x=np.zeros((10, 12), np.float32), y=np.zeros(9, np.int64))
+    with pytest.raises(TinycError, match="one label per sample"):
+        load_training_data(p, (1, 12))
 
 
 def test_keras_train_cli_end_to_end(tmp_path):
