@@ -39,7 +39,10 @@ demo: setup
 bench-arena: setup
 	$(PY) bench/arena_vs_tflm.py
 
-bench: bench-arena
+bench-compression: setup
+	$(PY) bench/deep_compression.py
+
+bench: bench-arena bench-compression
 
 clean:
 	rm -rf out build *.egg-info
