@@ -28,11 +28,3 @@ def op_macs(graph: Graph, op: Op) -> int:
             return t[op.inputs[0]].size
         return out.size
     return 0
-
-
-def op_params(graph: Graph, op: Op) -> int:
-    return int(sum(graph.tensors[i].size for i in op.inputs
-                   if i >= 0 and graph.tensors[i].is_const and graph.tensors[i].dtype in ("int8", "uint8", "float32", "int16")
-                   and len(graph.tensors[i].shape) >= 2 or
-                   (i >= 0 and graph.tensors[i].is_const and op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-                    and i == (op.inputs[2] if len(op.inputs) > 2 else -2))))
