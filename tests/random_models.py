@@ -210,8 +210,10 @@ def random_model(seed: int):
     for t in inputs:
         b.add(t, shape, "Input")
     x, s = inputs[0], shape
-    if n_inputs == 2:
-        x, s = b.binary(x, s) if b.p(0.5) else b.concat(x, s)
+    if n_inputs == 2:  # the second input joins the first
+        how = b.choice(["Add", "Multiply", "Concatenate"])
+        x = getattr(L, how)()([inputs[0], inputs[1]])
+        x, s = b.add(x, x.shape[1:], f"{how} of the two inputs")
     n_layers = b.r(2, 7)
     for _ in range(n_layers):
         if b.p(0.25) and len(b.pool) > 2:

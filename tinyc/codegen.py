@@ -167,6 +167,8 @@ class Generated:
     kernels: list[str]
     model_hash: str
     weight_bytes: int
+    io_copies: list[str] = field(default_factory=list)
+    unused_io: list[str] = field(default_factory=list)
 
 
 def _attr_text(attrs: dict) -> str:
@@ -246,12 +248,37 @@ def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = 
         for k in (low.kernels if low.kernels is not None else spec_for(op.kind).kernels):
             if k not in kernels:
                 kernels.append(k)
+    io_copies = _output_copies(graph, ctx)
+    body = "\n".join([low.call for low in lowered] + io_copies)
+    unused_io = [name for name in [f"in{k}" for k in range(len(graph.inputs))]
+                 + [f"out{k}" for k in range(len(graph.outputs))]
+                 if not re.search(rf"\b{name}\b", body)]
     model_hash = hashlib.sha256(tflite_bytes).hexdigest()[:16]
     consts = list(ctx.consts.values())
     weight_bytes = sum(c.nbytes for c in consts)
-    gen = Generated(plan, layers, consts, kernels, model_hash, weight_bytes)
+    gen = Generated(plan, layers, consts, kernels, model_hash, weight_bytes, io_copies, unused_io)
     _render(graph, gen, outdir, board_name)
     return gen
+
+
+def _output_copies(graph: Graph, ctx: LoweringContext) -> list[str]:
+    """memcpy statements for the outputs no layer writes: an output that is a graph input or a
+    constant, or a tensor listed twice among the outputs (layers write its first buffer only)."""
+    producers = graph.producers()
+    copies = []
+    for k, t in enumerate(graph.outputs):
+        tensor = graph.tensors[t]
+        if graph.outputs.index(t) < k:
+            src = f"out{graph.outputs.index(t)}"
+        elif t in graph.inputs or tensor.is_const:
+            src = ctx.ptr(t)
+        elif t in producers:
+            continue
+        else:
+            raise TinycError(f"output {k} ('{tensor.name}') is neither an input, a constant nor written by any "
+                             "op; the model is inconsistent")
+        copies.append(f"memcpy(out{k}, {src}, {tensor.nbytes});  /* output {k} is {src}'s bytes */")
+    return copies
 
 
 def _io_info(graph: Graph, indices: list[int]) -> list[dict]:
@@ -288,6 +315,7 @@ def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str) -> None
         layers=gen.layers, arena_bytes=plan.arena_bytes, model_hash=gen.model_hash, mem_rows=mem_rows,
         consts=gen.consts, weight_bytes=gen.weight_bytes, kernels=gen.kernels, format_array=format_array,
         source=graph.meta.get("source", ""), uses_float=any(c.ctype == "float" for c in gen.consts),
+        io_copies=gen.io_copies, unused_io=gen.unused_io,
     )
     kernel_src = [env.get_template(f"ops/{k}.c.j2").render(ctx=None) for k in gen.kernels]
     files = {

@@ -9,23 +9,17 @@ server started by hand or by a service, listening on a serial device).
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
-import threading
-import time
-from collections import deque
 from pathlib import Path
 
 from tinyc.boards import Board
-from tinyc.build import build_dir
 from tinyc.errors import TinycError
-from tinyc.link import Link, LinkTimeout
 from tinyc.runners import serial_board
-from tinyc.runners.serial_board import DEFAULT_TIMEOUT, BoardSession, read_manifest, serial_open
+from tinyc.runners.process import PtyProcess, built_binary, pty_session
+from tinyc.runners.serial_board import DEFAULT_TIMEOUT, read_manifest
 
 PTY_LINE = re.compile(r"tinyc: serial on (/dev/pts/\d+)")
 ARCH = {"rpi4": "aarch64"}
@@ -53,68 +47,22 @@ def server_command(board: Board, binary: Path) -> list[str]:
     return cmd + [str(binary), "--pty"]
 
 
-class ServerProcess:
+class ServerProcess(PtyProcess):
+    pty_line = PTY_LINE
+
     def __init__(self, cmd: list[str], *, start_timeout: float = 20.0):
-        self.cmd = cmd
-        self.lines: deque[str] = deque(maxlen=50)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-        self.pid = self.proc.pid
-        self._pty: str | None = None
-        self._found = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-        if not self._found.wait(start_timeout) or self._pty is None:
-            self.kill()
-            raise TinycError(f"{' '.join(cmd[:2])} did not start within {start_timeout:g} s: "
-                             f"{'; '.join(self.lines) or 'no output'}")
+        super().__init__(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_timeout=start_timeout)
 
-    def _drain(self) -> None:
-        for raw in iter(self.proc.stderr.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
-            self.lines.append(line)
-            m = PTY_LINE.search(line)
-            if m and self._pty is None:
-                self._pty = m.group(1)
-                self._found.set()
-        self._found.set()
+    def start_error(self, start_timeout: float) -> str:
+        return f"{' '.join(self.cmd[:2])} did not start within {start_timeout:g} s: {self.words()}"
 
-    @property
-    def pty(self) -> str:
-        assert self._pty is not None
-        return self._pty
-
-    def check_alive(self) -> None:
-        code = self.proc.poll()
-        if code is not None:
-            words = "; ".join(l for l in self.lines if not PTY_LINE.search(l)) or "no output"
-            raise TinycError(f"the board program ({self.cmd[0]}, pid {self.pid}) exited with code {code} "
-                             f"mid-run: {words}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait(timeout=3)
-            except ProcessLookupError:
-                pass
-
-    def finish(self, timeout: float = 5.0) -> int | None:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        self.kill()
-        return self.proc.returncode
+    def exit_error(self, code: int) -> str:
+        return (f"the board program ({self.cmd[0]}, pid {self.pid}) exited with code {code} "
+                f"mid-run: {self.words()}")
 
 
 def server_binary(board: Board, outdir: Path) -> Path:
-    binary = build_dir(outdir, board) / "tinyc_server"
-    if not binary.exists():
-        raise TinycError(f"{binary} is missing: run `tinyc build {outdir} --board {board.name}`")
-    return binary
+    return built_binary(board, outdir, "tinyc_server")
 
 
 def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
@@ -127,32 +75,14 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
                                          handshake_timeout=handshake_timeout, **kw)
     manifest = read_manifest(outdir)
     server = ServerProcess(server_command(board, server_binary(board, outdir)))
-    stream = None
-    try:
-        path = link_wrapper(server.pty) if link_wrapper else server.pty
-        try:
-            stream = serial_open(path, 115200)
-        except TinycError:
-            time.sleep(0.2)
-            server.check_alive()
-            raise
-        where = "natively" if runs_natively(board) else "under qemu-user"
-        link = Link(stream, name=f"{path} ({board.name} {where})", timeout=timeout, alive=server.check_alive)
-        try:
-            link.handshake(timeout=handshake_timeout, expect_hash=model_hash or manifest.get("model_hash"))
-        except LinkTimeout:
-            server.check_alive()
-            raise TinycError(f"the {board.name} server on {path} did not answer within {handshake_timeout:g} s") from None
-        total_in = sum(int(t["bytes"]) for t in manifest.get("inputs", []))
-        session = BoardSession(link, board, emulated=not runs_natively(board), timeout=timeout,
-                               on_close=server.finish, expect_inputs=total_in or None)
-        session.server = server
-        return session
-    except BaseException:
-        if stream is not None:
-            stream.close()
-        server.kill()
-        raise
+    where = "natively" if runs_natively(board) else "under qemu-user"
+    session = pty_session(
+        board, server, manifest, baud=115200, emulated=not runs_natively(board),
+        link_name=lambda path: f"{path} ({board.name} {where})",
+        no_answer=lambda path: f"the {board.name} server on {path} did not answer within {handshake_timeout:g} s",
+        timeout=timeout, handshake_timeout=handshake_timeout, model_hash=model_hash, link_wrapper=link_wrapper)
+    session.server = server
+    return session
 
 
 def deploy_ssh(binary: Path, host: str, remote_path: str = "~/tinyc_server") -> str:
