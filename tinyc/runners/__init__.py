@@ -34,7 +34,9 @@ def open_session(board: Board, outdir: Path, **options):
         raise TinycError(f"board {board.name} has runner '{board.runner}', which tinyc cannot drive")
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # a bug inside the runner, not a missing runner
         raise TinycError(f"runner '{board.runner}' for board {board.name} is not available in this tinyc") from None
     return module.open_session(board, Path(outdir), **options)
 
