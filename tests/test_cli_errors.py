@@ -125,10 +125,15 @@ def test_run_writes_outputs_equal_to_reference(ad01_out, tmp_path):
     proc = tinyc("run", ad01_out, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
     assert proc.returncode == 0, proc.stderr
     y = np.load(tmp_path / "y.npy")
-    assert y.shape == (7, 640) and y.dtype == np.int8
+    assert y.shape == (7, 1, 640) and y.dtype == np.int8  # [N, *output_shape]
     ref = Reference(ad01_out / "model.tflite")
     for xi, yi in zip(x, y):
-        assert np.array_equal(ref.run(xi.reshape(1, 640))[0].reshape(640), yi)
+        assert np.array_equal(ref.run(xi.reshape(1, 640))[0], yi)
+    # [N, *input_shape] with the batch dimension is accepted too
+    np.save(tmp_path / "x4.npy", x.reshape(7, 1, 640))
+    proc = tinyc("run", ad01_out, "--input", tmp_path / "x4.npy", "--output", tmp_path / "y4.npy")
+    assert proc.returncode == 0, proc.stderr
+    assert np.array_equal(np.load(tmp_path / "y4.npy"), y)
 
 
 def test_validate_writes_jsonl_and_passes(ad01_out, tmp_path):

@@ -45,7 +45,7 @@ def run_samples(outdir: Path, board_name: str | None, input_path: Path, port: st
                 unit = r.cycle_unit
     if len(manifest["outputs"]) != 1:
         raise TinycError("the model has several outputs; `tinyc run` writes single-output models only")
-    arr = np.stack([o[0].reshape(o[0].shape[1:] if o[0].shape and o[0].shape[0] == 1 else o[0].shape) for o in outs])
+    arr = np.stack([o[0] for o in outs])  # [N, *output_shape]
     return arr, {"board": board.name, "mean": float(np.mean(cycles)) if cycles else None, "unit": unit}
 
 

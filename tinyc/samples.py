@@ -50,7 +50,9 @@ def load_inputs(path: Path, inputs: list[dict]) -> list[list[np.ndarray]]:
     per_sample = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
     if tuple(arr.shape) == shape:
         arr = arr.reshape((1, *per_sample))
-    if tuple(arr.shape[1:]) != tuple(per_sample):
+    if tuple(arr.shape[1:]) == shape:  # [N, *input_shape], batch dimension included
+        arr = arr.reshape((arr.shape[0], *per_sample))
+    if arr.ndim == 0 or tuple(arr.shape[1:]) != tuple(per_sample):
         raise TinycError(f"{path} has shape {list(arr.shape)}; the model takes [N, {', '.join(map(str, per_sample))}] "
                          f"(input shape {list(shape)})")
     return [[a.reshape(shape)] for a in arr]
