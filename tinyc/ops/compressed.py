@@ -72,6 +72,13 @@ def _struct(ctx, base: str, e: E.Encoded) -> tuple[str, list[str]]:
     return init, notes
 
 
+def _filter_block(init: str) -> str:
+    """The `static const tinyc_encoded_weights filter` of a kernel call (init from _struct)."""
+    return ("    static const tinyc_encoded_weights filter = {\n"
+            f"        {init}\n"
+            "    };\n")
+
+
 def lower_encoded(graph, op, ctx, enc: dict) -> Lowered:
     if op.kind == "FULLY_CONNECTED":
         return _lower_fc(graph, op, ctx, enc)
@@ -101,10 +108,8 @@ def _lower_fc(graph, op, ctx, enc: dict) -> Lowered:
     fn = "tinyc_fully_connected_huffman_s8" if e.kind == "huffman" else "tinyc_fully_connected_sparse_s8"
     call = (
         "{\n"
-        "    static const tinyc_encoded_weights filter = {\n"
-        f"        {init}\n"
-        "    };\n"
-        f"    {fn}({ctx.ptr(op.inputs[0])}, &filter, {scratch}, {lut}, {bias}, {ctx.ptr(op.outputs[0])},\n"
+        + _filter_block(init)
+        + f"    {fn}({ctx.ptr(op.inputs[0])}, &filter, {scratch}, {lut}, {bias}, {ctx.ptr(op.outputs[0])},\n"
         f"        {batches}, {accum_depth}, {output_depth},\n"
         f"        {-x.quant.zp}, {y.quant.zp},\n"
         f"        {mult_name}, {shift_name}, {1 if w.quant.per_axis else 0}, {act_min}, {act_max});\n"
@@ -124,11 +129,9 @@ def _lower_conv(graph, op, ctx, enc: dict) -> Lowered:
     g = C._geometry(graph, op, "CONV_2D", filter_h, filter_w, out_ch)
     groups = g["in_ch"] // filter_in_ch
     input_offset = -x.quant.zp
-    mult, shift, act_min, act_max = C._requant_consts(graph, op, out_ch)
     e = _encoded(graph, op, enc)
     base = ctx.ident(op.name or "conv_2d")
-    mult_name = ctx.const(f"{base}_mult", mult, "int32_t")
-    shift_name = ctx.const(f"{base}_shift", shift, "int32_t")
+    mult_name, shift_name, act_min, act_max = C.requant_arrays(graph, op, ctx, base, out_ch)
     bias = ctx.ptr(op.inputs[2]) if C._has_bias(op) else "0"
     init, notes = _struct(ctx, base, e)
     filter_size = filter_h * filter_w * filter_in_ch
@@ -137,25 +140,16 @@ def _lower_conv(graph, op, ctx, enc: dict) -> Lowered:
     scratch = ctx.scratch(lut + 4 * filter_size + filter_size)
     call = (
         "{\n"
-        "    static const tinyc_encoded_weights filter = {\n"
-        f"        {init}\n"
-        "    };\n"
-        "    static const tinyc_conv_2d_encoded_params_s8 params = {\n"
-        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
-        f"        {g['out_h']}, {g['out_w']}, {out_ch},  /* output h, w, channels */\n"
-        f"        {filter_h}, {filter_w}, {filter_in_ch},  /* filter h, w, input channels ({groups} group(s)) */\n"
-        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
-        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
-        f"        {input_offset}, {y.quant.zp}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
-        "    };\n"
-        f"    tinyc_conv_2d_encoded_s8(&params, {ctx.ptr(op.inputs[0])}, &filter, {bias},\n"
+        + _filter_block(init)
+        + C.params_block("tinyc_conv_2d_encoded_params_s8", g, C.conv_filter_row(filter_in_ch, groups),
+                         input_offset, y.quant.zp, act_min, act_max)
+        + f"    tinyc_conv_2d_encoded_s8(&params, {ctx.ptr(op.inputs[0])}, &filter, {bias},\n"
         f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])}, {scratch}, {lut});\n"
         "}"
     )
     nnz = int(np.count_nonzero(w.data))
     macs = g["batches"] * g["out_h"] * g["out_w"] * nnz
-    notes.append(f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]"
-                 + (f"; {groups} groups" if groups > 1 else ""))
+    notes.append(C.layer_note(g, act_min, act_max) + (f"; {groups} groups" if groups > 1 else ""))
     return Lowered(call=call, macs=macs, notes=notes, kernels=["weights_huffman_decode", "conv_2d_sparse"])
 
 
@@ -167,11 +161,9 @@ def _lower_depthwise(graph, op, ctx, enc: dict) -> Lowered:
     g = C._geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)
     depth_multiplier = out_ch // g["in_ch"]
     input_offset = -x.quant.zp
-    mult, shift, act_min, act_max = C._requant_consts(graph, op, out_ch)
     e = _encoded(graph, op, enc)
     base = ctx.ident(op.name or "depthwise_conv_2d")
-    mult_name = ctx.const(f"{base}_mult", mult, "int32_t")
-    shift_name = ctx.const(f"{base}_shift", shift, "int32_t")
+    mult_name, shift_name, act_min, act_max = C.requant_arrays(graph, op, ctx, base, out_ch)
     bias = ctx.ptr(op.inputs[2]) if C._has_bias(op) else "0"
     init, notes = _struct(ctx, base, e)
     taps = filter_h * filter_w
@@ -179,24 +171,15 @@ def _lower_depthwise(graph, op, ctx, enc: dict) -> Lowered:
     scratch = ctx.scratch(lut + 4 * taps + taps)
     call = (
         "{\n"
-        "    static const tinyc_encoded_weights filter = {\n"
-        f"        {init}\n"
-        "    };\n"
-        "    static const tinyc_depthwise_conv_2d_encoded_params_s8 params = {\n"
-        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
-        f"        {g['out_h']}, {g['out_w']}, {out_ch},  /* output h, w, channels */\n"
-        f"        {filter_h}, {filter_w}, {depth_multiplier},  /* filter h, w, depth multiplier */\n"
-        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
-        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
-        f"        {input_offset}, {y.quant.zp}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
-        "    };\n"
-        f"    tinyc_depthwise_conv_2d_encoded_s8(&params, {ctx.ptr(op.inputs[0])}, &filter, {bias},\n"
+        + _filter_block(init)
+        + C.params_block("tinyc_depthwise_conv_2d_encoded_params_s8", g, C.depthwise_filter_row(depth_multiplier),
+                         input_offset, y.quant.zp, act_min, act_max)
+        + f"    tinyc_depthwise_conv_2d_encoded_s8(&params, {ctx.ptr(op.inputs[0])}, &filter, {bias},\n"
         f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])}, {scratch}, {lut});\n"
         "}"
     )
     nnz = int(np.count_nonzero(w.data))
     macs = g["batches"] * g["out_h"] * g["out_w"] * nnz
-    notes.append(f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]; "
-                 f"depth multiplier {depth_multiplier}")
+    notes.append(C.layer_note(g, act_min, act_max) + f"; depth multiplier {depth_multiplier}")
     return Lowered(call=call, macs=macs, notes=notes,
                    kernels=["weights_huffman_decode", "depthwise_conv_2d_sparse"])

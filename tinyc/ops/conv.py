@@ -33,14 +33,11 @@ import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ops import Lowered, checker, register
+from tinyc.ops._common import label as _label
 from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
-
-
-def _label(op, kind: str) -> str:
-    return f"{kind} '{op.name}'" if op.name else kind
 
 
 def _has_bias(op) -> bool:
@@ -157,6 +154,42 @@ def _requant_consts(graph, op, out_ch: int):
     return mult, shift, act_min, act_max
 
 
+def requant_arrays(graph, op, ctx, base: str, out_ch: int) -> tuple[str, str, int, int]:
+    """The per-channel multipliers and shifts as weights.c arrays (their C names), and the
+    activation bounds."""
+    mult, shift, act_min, act_max = _requant_consts(graph, op, out_ch)
+    return (ctx.const(f"{base}_mult", mult, "int32_t"), ctx.const(f"{base}_shift", shift, "int32_t"),
+            act_min, act_max)
+
+
+def params_block(struct: str, g: dict, filter_row: str, input_offset: int, output_offset: int,
+                 act_min: int, act_max: int) -> str:
+    """The `static const <struct> params` of a conv / depthwise kernel call (raw or encoded
+    weights); `filter_row` is the filter line's third value and comment."""
+    return (
+        f"    static const {struct} params = {{\n"
+        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
+        f"        {g['out_h']}, {g['out_w']}, {g['out_ch']},  /* output h, w, channels */\n"
+        f"        {g['filter_h']}, {g['filter_w']}, {filter_row}\n"
+        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
+        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
+        f"        {input_offset}, {output_offset}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
+        "    };\n"
+    )
+
+
+def conv_filter_row(filter_in_ch: int, groups: int) -> str:
+    return f"{filter_in_ch},  /* filter h, w, input channels ({groups} group(s)) */"
+
+
+def depthwise_filter_row(depth_multiplier: int) -> str:
+    return f"{depth_multiplier},  /* filter h, w, depth multiplier */"
+
+
+def layer_note(g: dict, act_min: int, act_max: int) -> str:
+    return f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]"
+
+
 def _acc_init(graph, op, filter_sums: np.ndarray, input_offset: int):
     """bias + input_offset * sum(filter) per output channel, or None if it leaves int32."""
     bias = np.zeros(filter_sums.shape, dtype=np.int64)
@@ -168,11 +201,16 @@ def _acc_init(graph, op, filter_sums: np.ndarray, input_offset: int):
     return init
 
 
-def _per_channel_scale_check(op, kind: str, w, out_ch: int, axis: int) -> None:
+def _check_channels(graph, op, kind: str, w, out_ch: int, axis: int) -> None:
+    """Filter scales and bias per output channel (along the filter's `axis`), then the geometry."""
     n = w.quant.scale.size
     if n != 1 and (n != out_ch or w.quant.axis != axis):
         raise UnsupportedError(f"{_label(op, kind)} has {n} filter scales along axis {w.quant.axis}; "
                                f"expected 1 or {out_ch} along axis {axis}")
+    if _has_bias(op) and graph.tensors[op.inputs[2]].size != out_ch:
+        raise UnsupportedError(f"{_label(op, kind)} has {graph.tensors[op.inputs[2]].size} bias values for "
+                               f"{out_ch} output channels")
+    _geometry(graph, op, kind, int(w.shape[1]), int(w.shape[2]), out_ch)
 
 
 # ----------------------------------------------------------------------------------- CONV_2D
@@ -190,11 +228,7 @@ def check_conv_2d(graph, op):
     if out_ch % groups != 0:
         raise UnsupportedError(f"{lab} has {groups} groups and {out_ch} output channels; "
                                "output channels must be divisible by the groups")
-    _per_channel_scale_check(op, "CONV_2D", w, out_ch, 0)
-    if _has_bias(op) and graph.tensors[op.inputs[2]].size != out_ch:
-        raise UnsupportedError(f"{lab} has {graph.tensors[op.inputs[2]].size} bias values for "
-                               f"{out_ch} output channels")
-    _geometry(graph, op, "CONV_2D", int(w.shape[1]), int(w.shape[2]), out_ch)
+    _check_channels(graph, op, "CONV_2D", w, out_ch, 0)
 
 
 @register("CONV_2D", kernels=["conv_2d"])
@@ -208,11 +242,8 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
     g = _geometry(graph, op, "CONV_2D", filter_h, filter_w, out_ch)
     groups = g["in_ch"] // filter_in_ch
     input_offset = -x.quant.zp
-    mult, shift, act_min, act_max = _requant_consts(graph, op, out_ch)
-
     base = ctx.ident(op.name or "conv_2d")
-    mult_name = ctx.const(f"{base}_mult", mult, "int32_t")
-    shift_name = ctx.const(f"{base}_shift", shift, "int32_t")
+    mult_name, shift_name, act_min, act_max = requant_arrays(graph, op, ctx, base, out_ch)
     sums = w.data.astype(np.int64).reshape(out_ch, -1).sum(axis=1)
     init = _acc_init(graph, op, sums, input_offset)
     init_name = ctx.const(f"{base}_acc_init", init, "int32_t") if init is not None else "0"
@@ -224,21 +255,14 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
 
     call = (
         "{\n"
-        "    static const tinyc_conv_2d_params_s8 params = {\n"
-        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
-        f"        {g['out_h']}, {g['out_w']}, {out_ch},  /* output h, w, channels */\n"
-        f"        {filter_h}, {filter_w}, {filter_in_ch},  /* filter h, w, input channels ({groups} group(s)) */\n"
-        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
-        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
-        f"        {input_offset}, {y.quant.zp}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
-        "    };\n"
-        f"    tinyc_conv_2d_s8(&params, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, {init_name},\n"
+        + params_block("tinyc_conv_2d_params_s8", g, conv_filter_row(filter_in_ch, groups), input_offset,
+                       y.quant.zp, act_min, act_max)
+        + f"    tinyc_conv_2d_s8(&params, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, {init_name},\n"
         f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])}, {window});\n"
         "}"
     )
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w * filter_in_ch
-    notes = [f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]"
-             + (f"; {groups} groups" if groups > 1 else "")]
+    notes = [layer_note(g, act_min, act_max) + (f"; {groups} groups" if groups > 1 else "")]
     return Lowered(call=call, macs=macs, notes=notes)
 
 
@@ -257,11 +281,7 @@ def check_depthwise_conv_2d(graph, op):
                                "they must be a multiple (the depth multiplier)")
     # The depth_multiplier attribute is redundant: LiteRT derives it from the shapes (checked
     # with ai-edge-litert 2.3: 0 or a wrong value gives the same results), and so does tinyc.
-    _per_channel_scale_check(op, "DEPTHWISE_CONV_2D", w, out_ch, 3)
-    if _has_bias(op) and graph.tensors[op.inputs[2]].size != out_ch:
-        raise UnsupportedError(f"{lab} has {graph.tensors[op.inputs[2]].size} bias values for "
-                               f"{out_ch} output channels")
-    _geometry(graph, op, "DEPTHWISE_CONV_2D", int(w.shape[1]), int(w.shape[2]), out_ch)
+    _check_channels(graph, op, "DEPTHWISE_CONV_2D", w, out_ch, 3)
 
 
 @register("DEPTHWISE_CONV_2D", kernels=["depthwise_conv_2d"])
@@ -275,11 +295,8 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
     g = _geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)
     depth_multiplier = out_ch // g["in_ch"]
     input_offset = -x.quant.zp
-    mult, shift, act_min, act_max = _requant_consts(graph, op, out_ch)
-
     base = ctx.ident(op.name or "depthwise_conv_2d")
-    mult_name = ctx.const(f"{base}_mult", mult, "int32_t")
-    shift_name = ctx.const(f"{base}_shift", shift, "int32_t")
+    mult_name, shift_name, act_min, act_max = requant_arrays(graph, op, ctx, base, out_ch)
     sums = w.data.astype(np.int64).reshape(-1, out_ch).sum(axis=0)
     init = _acc_init(graph, op, sums, input_offset)
     init_name = ctx.const(f"{base}_acc_init", init, "int32_t") if init is not None else "0"
@@ -287,20 +304,13 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
 
     call = (
         "{\n"
-        "    static const tinyc_depthwise_conv_2d_params_s8 params = {\n"
-        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
-        f"        {g['out_h']}, {g['out_w']}, {out_ch},  /* output h, w, channels */\n"
-        f"        {filter_h}, {filter_w}, {depth_multiplier},  /* filter h, w, depth multiplier */\n"
-        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
-        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
-        f"        {input_offset}, {y.quant.zp}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
-        "    };\n"
-        f"    tinyc_depthwise_conv_2d_s8(&params, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, "
+        + params_block("tinyc_depthwise_conv_2d_params_s8", g, depthwise_filter_row(depth_multiplier),
+                       input_offset, y.quant.zp, act_min, act_max)
+        + f"    tinyc_depthwise_conv_2d_s8(&params, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, "
         f"{init_name},\n"
         f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])});\n"
         "}"
     )
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w
-    notes = [f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]; "
-             f"depth multiplier {depth_multiplier}"]
+    notes = [layer_note(g, act_min, act_max) + f"; depth multiplier {depth_multiplier}"]
     return Lowered(call=call, macs=macs, notes=notes)

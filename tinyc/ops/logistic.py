@@ -21,6 +21,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
+from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
 from tinyc.passes.quantize import round_half_away
 
 f32 = np.float32
@@ -65,23 +66,13 @@ def logistic_lut(input_scale: float, input_zp: int, output_scale: float, output_
     return lut
 
 
-def _label(op) -> str:
-    return f"LOGISTIC '{op.name}'" if op.name else "LOGISTIC"
-
-
 @checker("LOGISTIC")
 def check_logistic(graph, op):
-    lab = _label(op)
-    if len(op.inputs) != 1 or len(op.outputs) != 1:
-        raise UnsupportedError(f"{lab} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; 1 and 1 expected")
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    if x.dtype != "int8" or y.dtype != "int8":
-        raise UnsupportedError(f"{lab} has a {x.dtype} input and a {y.dtype} output; tinyc compiles int8 "
-                               "logistic: quantize the model to full int8")
+    lab = label(op, "LOGISTIC")
+    x, y = check_s8_in_out(graph, op, lab, 1, "int8 logistic")
     if x.size != y.size:
         raise UnsupportedError(f"{lab} maps {x.size} values to {y.size}; elementwise ops keep the size")
-    if x.quant is None or y.quant is None or x.quant.per_axis or y.quant.per_axis:
-        raise UnsupportedError(f"{lab} needs per-tensor quantized input and output")
+    check_per_tensor(lab, x, y)
     if float(np.float32(y.quant.s)) != 1.0 / 256:
         raise UnsupportedError(f"{lab} has output scale {y.quant.s:g}; TFLite's int8 logistic requires 1/256: "
                                "re-convert the model")

@@ -26,11 +26,8 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
+from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
 from tinyc.passes.quantize import round_half_away
-
-
-def _label(op) -> str:
-    return f"MEAN '{op.name}'" if op.name else "MEAN"
 
 
 def resolve_axes(axes, rank: int) -> list[int]:
@@ -99,15 +96,10 @@ def _axes(graph, op) -> list[int]:
 
 @checker("MEAN")
 def check_mean(graph, op):
-    lab = _label(op)
-    if len(op.inputs) != 2 or len(op.outputs) != 1:
-        raise UnsupportedError(f"{lab} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; 2 and 1 expected")
-    x, ax, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
-    if x.dtype != "int8" or y.dtype != "int8":
-        raise UnsupportedError(f"{lab} has a {x.dtype} input and a {y.dtype} output; tinyc compiles int8 "
-                               "MEAN: quantize the model to full int8")
-    if x.quant is None or y.quant is None or x.quant.per_axis or y.quant.per_axis:
-        raise UnsupportedError(f"{lab} needs per-tensor quantized input and output")
+    lab = label(op, "MEAN")
+    x, y = check_s8_in_out(graph, op, lab, 2, "int8 MEAN")
+    ax = graph.tensors[op.inputs[1]]
+    check_per_tensor(lab, x, y)
     if not ax.is_const or ax.dtype != "int32":
         raise UnsupportedError(f"{lab} has {'non-constant' if not ax.is_const else ax.dtype} axes; "
                                "tinyc needs constant int32 axes")

@@ -14,6 +14,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
+from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
 from tinyc.passes.quantize import activation_range_s8
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -29,10 +30,6 @@ def out_size(padding: str, image: int, filt: int, stride: int) -> int:
 def pad_before(stride: int, image: int, filt: int, out: int) -> int:
     """TFLite ComputePaddingWithOffset: the padding before the first row/column."""
     return max((out - 1) * stride + filt - image, 0) // 2
-
-
-def _label(op) -> str:
-    return f"{op.kind} '{op.name}'" if op.name else op.kind
 
 
 def _geometry(graph, op) -> dict:
@@ -59,17 +56,11 @@ def _empty_window(g: dict) -> bool:
 
 
 def _check_pool(graph, op):
-    lab = _label(op)
-    if len(op.inputs) != 1 or len(op.outputs) != 1:
-        raise UnsupportedError(f"{lab} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; 1 and 1 expected")
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    if x.dtype != "int8" or y.dtype != "int8":
-        raise UnsupportedError(f"{lab} has a {x.dtype} input and a {y.dtype} output; tinyc compiles int8 "
-                               "pools: quantize the model to full int8")
+    lab = label(op)
+    x, y = check_s8_in_out(graph, op, lab, 1, "int8 pools")
     if len(x.shape) != 4:
         raise UnsupportedError(f"{lab} has a rank-{len(x.shape)} input; pools take NHWC (rank 4)")
-    if x.quant is None or y.quant is None or x.quant.per_axis or y.quant.per_axis:
-        raise UnsupportedError(f"{lab} needs per-tensor quantized input and output")
+    check_per_tensor(lab, x, y)
     if x.quant.zp != y.quant.zp or abs(float(x.quant.s) - float(y.quant.s)) > 1e-6:
         raise UnsupportedError(
             f"{lab} has input quantization ({x.quant.s:g}, {x.quant.zp}) and output ({y.quant.s:g}, "

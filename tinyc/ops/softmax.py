@@ -16,6 +16,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
+from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
 from tinyc.passes.quantize import round_half_away
 
 SCALED_DIFF_INTEGER_BITS = 5
@@ -53,24 +54,14 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     return mult, left_shift, diff_min
 
 
-def _label(op) -> str:
-    return f"SOFTMAX '{op.name}'" if op.name else "SOFTMAX"
-
-
 @checker("SOFTMAX")
 def check_softmax(graph, op):
-    lab = _label(op)
-    if len(op.inputs) != 1 or len(op.outputs) != 1:
-        raise UnsupportedError(f"{lab} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; 1 and 1 expected")
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    if x.dtype != "int8" or y.dtype != "int8":
-        raise UnsupportedError(f"{lab} has a {x.dtype} input and a {y.dtype} output; tinyc compiles int8 -> int8 "
-                               "softmax: quantize the model to full int8")
+    lab = label(op, "SOFTMAX")
+    x, y = check_s8_in_out(graph, op, lab, 1, "int8 -> int8 softmax")
     if len(x.shape) < 1 or tuple(x.shape) != tuple(y.shape):
         raise UnsupportedError(f"{lab} maps shape {list(x.shape)} to {list(y.shape)}; "
                                "equal shapes of rank >= 1 expected")
-    if x.quant is None or y.quant is None or x.quant.per_axis or y.quant.per_axis:
-        raise UnsupportedError(f"{lab} needs per-tensor quantized input and output")
+    check_per_tensor(lab, x, y)
     if y.quant.zp != -128 or abs(float(y.quant.s) - 1.0 / 256) > 0.001 / 256:
         raise UnsupportedError(f"{lab} has output quantization ({y.quant.s:g}, {y.quant.zp}); int8 softmax "
                                "writes scale 1/256, zero point -128: re-convert the model")

@@ -275,17 +275,22 @@ def _set_shape(t, shape):
     t.shape = tuple(int(d) for d in shape)
 
 
+def _keep_bias(g: Graph, op, index: np.ndarray) -> None:
+    """Keep only the `index` entries of op's bias (if it has one)."""
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        b = g.tensors[op.inputs[2]]
+        b.data = np.ascontiguousarray(b.data.reshape(-1)[index])
+        _set_shape(b, b.data.shape)
+        _slice_quant(b, index, 0)
+
+
 def _remove_channels(g: Graph, i: int, chain: list[int], keep: np.ndarray, channels: int) -> None:
     op = g.ops[i]
     w = g.tensors[op.inputs[1]]
     w.data = np.ascontiguousarray(w.data[keep])
     _set_shape(w, w.data.shape)
     _slice_quant(w, keep, 0)
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        b = g.tensors[op.inputs[2]]
-        b.data = np.ascontiguousarray(b.data.reshape(-1)[keep])
-        _set_shape(b, b.data.shape)
-        _slice_quant(b, keep, 0)
+    _keep_bias(g, op, keep)
     y = g.tensors[op.outputs[0]]
     _set_shape(y, (*y.shape[:-1], keep.size))
     # Positions of the kept values along the last axis of each tensor down the chain.
@@ -316,11 +321,7 @@ def _remove_channels(g: Graph, i: int, chain: list[int], keep: np.ndarray, chann
             dw.data = np.ascontiguousarray(dw.data[..., index])
             _set_shape(dw, dw.data.shape)
             _slice_quant(dw, index, 3)
-            if len(nop.inputs) > 2 and nop.inputs[2] >= 0:
-                b = g.tensors[nop.inputs[2]]
-                b.data = np.ascontiguousarray(b.data.reshape(-1)[index])
-                _set_shape(b, b.data.shape)
-                _slice_quant(b, index, 0)
+            _keep_bias(g, nop, index)
             _set_shape(ny, (*ny.shape[:-1], index.size))
         elif nop.kind == "RESHAPE":
             spatial = int(np.prod(x_shape[1:-1])) if len(x_shape) > 2 else 1
