@@ -275,6 +275,17 @@ def test_pool_with_requantizing_output_is_refused():
         _check(pool_model("AVERAGE_POOL_2D", (1, 4, 4, 2), (2, 2), (2, 2), "VALID", q=(0.05, 3), out_q=(0.1, 3)))
 
 
+@pytest.mark.parametrize("kind", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
+def test_pool_with_zero_stride_is_refused(kind):
+    from tinyc.frontend.tflite import tflite_to_graph
+    from tinyc.ops import check_op
+
+    graph = tflite_to_graph(pool_model(kind, (1, 4, 4, 2), (2, 2), (1, 2), "VALID"))
+    graph.ops[0].attrs["stride_h"] = 0
+    with pytest.raises(UnsupportedError, match=r"stride 0x2"):
+        check_op(graph, 0)
+
+
 def test_softmax_with_wrong_output_quantization_is_refused():
     with pytest.raises(UnsupportedError, match=r"SOFTMAX.*1/256"):
         _check(softmax_model((1, 8), (0.1, 0), out_q=(1 / 128, 0)))

@@ -71,10 +71,12 @@ def _check_pool(graph, op):
     pad = op.attrs.get("padding", "VALID")
     if pad not in ("SAME", "VALID"):
         raise UnsupportedError(f"{lab} has padding {pad}; SAME or VALID expected")
+    a = op.attrs
+    dims = [int(a.get(k, 1)) for k in ("stride_h", "stride_w", "filter_h", "filter_w")]
+    if min(dims) < 1:  # checked before _geometry, which divides by the stride
+        raise UnsupportedError(f"{lab} has stride {dims[0]}x{dims[1]} and filter {dims[2]}x{dims[3]}; "
+                               "all must be >= 1")
     g = _geometry(graph, op)
-    if min(g["stride_h"], g["stride_w"], g["filter_h"], g["filter_w"]) < 1:
-        raise UnsupportedError(f"{lab} has stride {g['stride_h']}x{g['stride_w']} and filter "
-                               f"{g['filter_h']}x{g['filter_w']}; all must be >= 1")
     if g["out_h"] < 1 or g["out_w"] < 1:
         raise UnsupportedError(f"{lab}: a {g['filter_h']}x{g['filter_w']} VALID window does not fit the "
                                f"{g['in_h']}x{g['in_w']} input")
