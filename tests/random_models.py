@@ -25,6 +25,7 @@ class _Builder:
         self.keras, self.L, self.K = _layers()
         self.pool: list[tuple[object, tuple]] = []  # (keras tensor, shape without batch)
         self.desc: list[str] = []
+        self.max_filters = 8
 
     # ------------------------------------------------------------------ random helpers
     def r(self, lo, hi):
@@ -49,7 +50,7 @@ class _Builder:
         L = self.L
         h, w, c = s
         groups = self.choice([g for g in range(1, c + 1) if c % g == 0]) if self.p(0.25) else 1
-        filters = groups * self.r(1, max(1, 8 // groups))
+        filters = groups * self.r(1, max(1, self.max_filters // groups))
         kh, kw = self.r(1, 4), self.r(1, 4)
         if self.p(0.3):
             strides, dil = (1, 1), (self.r(1, 3), self.r(1, 3))
@@ -135,7 +136,7 @@ class _Builder:
         return self.add(y, s, kind)
 
     def dense(self, x, s):
-        units = self.r(1, 12)
+        units = self.r(1, 12 * self.max_filters // 8)
         act = self.choice([None, None, "relu", "relu6"])
         y = self.L.Dense(units, activation=act, use_bias=self.p(0.85))(x)
         return self.add(y, y.shape[1:], f"Dense {units} {act} on {list(s)}")
@@ -193,18 +194,24 @@ class _Builder:
         return self.add(y, y.shape[1:], "Concatenate")
 
 
-def random_model(seed: int):
-    """(keras.Model, rep_data list, dict(per_tensor, io_type, desc)) for one seed."""
+def random_model(seed: int, big: bool = False):
+    """(keras.Model, rep_data list, dict(per_tensor, io_type, desc)) for one seed.
+
+    big: inputs up to 32x32x24 (and 512 features) instead of 10x10x5, for the kernels'
+    vectorised inner loops and larger accumulations.
+    """
     b = _Builder(seed)
     keras, L, K = b.keras, b.L, b.K
     keras.utils.set_random_seed(seed)
+    m = 4 if big else 1
+    b.max_filters = 8 * m
     kind = b.choice(["image"] * 6 + ["vector"] * 2 + ["sequence"])
     if kind == "image":
-        shape = (b.r(1, 10), b.r(1, 10), b.r(1, 5))
+        shape = (b.r(1, 32 if big else 10), b.r(1, 32 if big else 10), b.r(1, 24 if big else 5))
     elif kind == "vector":
-        shape = (b.r(1, 24),)
+        shape = (b.r(1, 512 if big else 24),)
     else:
-        shape = (b.r(1, 6), b.r(1, 8))
+        shape = (b.r(1, 24 if big else 6), b.r(1, 32 if big else 8))
     n_inputs = 2 if b.p(0.2) else 1
     inputs = [keras.Input(shape, batch_size=1) for _ in range(n_inputs)]
     for t in inputs:
@@ -225,7 +232,7 @@ def random_model(seed: int):
         else:
             ops = [b.dense] * 3 + [b.activation, b.binary, b.binary, b.concat, b.reshape, b.batchnorm]
         x, s = b.choice(ops)(x, s)
-        if int(np.prod(s)) > 4000:
+        if int(np.prod(s)) > 4000 * m * m:
             break
     outputs = [x]
     if b.p(0.25):

@@ -16,7 +16,7 @@ import jinja2
 import numpy as np
 
 from tinyc import __version__
-from tinyc.errors import TinycError
+from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir import Graph, Tensor, c_type
 from tinyc.ops import Lowered, check_op, spec_for
 from tinyc.planner import Plan, plan_memory
@@ -124,14 +124,14 @@ class LoweringContext:
         root = self.plan.alias_of.get(t, t) if self.plan else t
         if root in g.inputs:
             return _cast(f"in{g.inputs.index(root)}", ctype, tensor, g.tensors[root], const=True)
-        if root in g.outputs:
-            return _cast(f"out{g.outputs.index(root)}", ctype, tensor, g.tensors[root], const=False)
         rt = g.tensors[root]
-        if rt.is_const:
+        if rt.is_const:  # even if it is also an output: that gets a copy at the end
             if root not in self.tensor_consts:
                 self.tensor_consts[root] = self.const(
                     f"t{root}", rt.data, c_type(rt.dtype), f"{rt.name} {shape_text(rt)} {quant_text(rt)}")
             return _cast(self.tensor_consts[root], ctype, tensor, rt, const=True)
+        if root in g.outputs:
+            return _cast(f"out{g.outputs.index(root)}", ctype, tensor, g.tensors[root], const=False)
         if self.plan is None:  # dry run: only scratch sizes are collected
             return f"(({ctype} *)0)"
         return f"TINYC_T{root}" if tensor.dtype == rt.dtype else f"(({ctype} *)TINYC_T{root})"
@@ -188,7 +188,12 @@ def lower_graph(graph: Graph) -> tuple[list[Lowered], LoweringContext]:
     dry = LoweringContext(graph, None)
     for i, op in enumerate(graph.ops):
         dry.current_op = i
-        spec_for(op.kind).lower(graph, op, _OpCtx(dry, i))
+        try:
+            spec_for(op.kind).lower(graph, op, _OpCtx(dry, i))
+        except UnsupportedError as exc:  # e.g. from the shared quantization math: say which op
+            if op.name and f"'{op.name}'" in str(exc):
+                raise
+            raise UnsupportedError(f"{op.kind} '{op.name or i}': {exc}") from None
     plan = plan_memory(graph, dry.scratch_requests)
     ctx = LoweringContext(graph, plan)
     lowered = []

@@ -161,6 +161,8 @@ static uint32_t str_len(const char *s)
 /* ---- per-layer ticks (model.c calls these when built with TINYC_LAYER_HOOKS) ---- */
 
 static uint32_t layer_ticks[TINYC_NUM_LAYERS > 0 ? TINYC_NUM_LAYERS : 1];
+/* The layer count as a variable: `i < 0u` for a model without layers would warn (type-limits). */
+static const uint32_t num_layers = TINYC_NUM_LAYERS;
 static uint64_t layer_start;
 
 void tinyc_layer_begin(int layer)
@@ -239,7 +241,7 @@ static void infer(uint8_t seq, const uint8_t *payload)
         outputs[i] = out_buf.b + off;
         off += output_bytes[i];
     }
-    for (i = 0; i < (uint32_t)TINYC_NUM_LAYERS; ++i) {
+    for (i = 0; i < num_layers; ++i) {
         layer_ticks[i] = 0;
     }
     tinyc_counter_reset();
@@ -256,7 +258,7 @@ static void infer(uint8_t seq, const uint8_t *payload)
     tx_u32((uint32_t)(ticks >> 32));
     tx_u16(TINYC_NUM_LAYERS);
     tx_u16(0);
-    for (i = 0; i < (uint32_t)TINYC_NUM_LAYERS; ++i) {
+    for (i = 0; i < num_layers; ++i) {
         tx_u32(layer_ticks[i]);
     }
     tx_bytes(out_buf.b, TINYC_OUTPUT_BYTES_TOTAL);

@@ -15,10 +15,14 @@
 #define TINYC_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define TINYC_CLAMP(x, lo, hi) TINYC_MIN(TINYC_MAX((x), (lo)), (hi))
 
-/* x * 2^n with int32 wrap-around (as the reference's int32 multiply). */
+/*
+ * x * 2^n with int32 wrap-around (as the reference's int32 multiply `x * (1 << n)`). The
+ * count is taken mod 32, as x86 does for that `1 << n` when a rescale of 2^30 or more makes
+ * n 31 or more (checked against LiteRT 2.3 on every int8 input).
+ */
 static inline int32_t tinyc_shl_s32(int32_t x, int n)
 {
-    return (int32_t)((uint32_t)x << n);
+    return (int32_t)((uint32_t)x << (n & 31));
 }
 
 /* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), saturating. */
@@ -53,12 +57,34 @@ static inline int32_t tinyc_rounding_divide_by_pot_s32(int32_t x, int exponent)
  * outputs. (TFLM uses double rounding everywhere, hence its FULLY_CONNECTED differences.)
  */
 
-/* Single rounding: one 64-bit product, one rounding shift (ties up). shift in [-31, 30]. */
+/*
+ * Single rounding: one 64-bit product, one rounding shift (ties up). shift >= -31.
+ * A result outside int32 (a multiplier > 1 on a large accumulator: TFLite's contract says it
+ * never happens, calibration on huge ranges makes it happen) is INT32_MIN, which is what
+ * LiteRT's FULLY_CONNECTED reference gives there (ai-edge-litert 2.3.0, x86-64: every such
+ * output, for any sign and zero point, as if the value went through a float-to-int conversion).
+ * shift >= 31 (multiplier >= 2^30): x * multiplier * 2^(shift - 31) exactly, which fits int32
+ * only for shift 31 and |x| = 1 (multiplier >= 2^30), or is -2^31 = INT32_MIN anyway.
+ */
 static inline int32_t tinyc_requantize_s32(int32_t x, int32_t multiplier, int shift)
 {
-    const int total_shift = 31 - shift;
-    const int64_t round = (int64_t)1 << (total_shift - 1);
-    return (int32_t)(((int64_t)x * (int64_t)multiplier + round) >> total_shift);
+    int64_t result;
+    if (shift >= 31) {
+        result = (int64_t)x * (int64_t)multiplier;
+        if (shift > 31 && x != 0) {
+            return INT32_MIN;
+        }
+    } else {
+        const int total_shift = 31 - shift;
+        result = ((int64_t)x * (int64_t)multiplier + ((int64_t)1 << (total_shift - 1))) >> total_shift;
+    }
+    return (result < INT32_MIN || result > INT32_MAX) ? INT32_MIN : (int32_t)result;
+}
+
+/* a + b wrapping as int32 (the reference's `acc += output_offset` after an INT32_MIN). */
+static inline int32_t tinyc_add_wrap_s32(int32_t a, int32_t b)
+{
+    return (int32_t)((uint32_t)a + (uint32_t)b);
 }
 
 /*

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from tinyc.errors import UnsupportedError
+
 INT8_MIN, INT8_MAX = -128, 127
 
 
@@ -21,7 +23,12 @@ def round_half_away(x: float) -> float:
 
 
 def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
-    """TFLite QuantizeMultiplier: real = q / 2^31 * 2^shift, q in [2^30, 2^31)."""
+    """TFLite QuantizeMultiplier: real = q / 2^31 * 2^shift, q in [2^30, 2^31).
+
+    As built without TFLITE_SINGLE_ROUNDING (the ai-edge-litert wheel the oracle runs): the
+    shift is not clamped to 30, so a multiplier of 2^30 or more keeps its shift of 31+ (see
+    docs/internals.md, "Beyond int32", for what the kernels then compute).
+    """
     if real_multiplier == 0.0:
         return 0, 0
     q, shift = math.frexp(real_multiplier)
@@ -32,8 +39,6 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q_fixed = 0, 0
-    if shift > 30:
-        shift, q_fixed = 30, (1 << 31) - 1
     return q_fixed, shift
 
 
@@ -71,12 +76,19 @@ def activation_range_s8(activation: str, scale: float, zero_point: int,
                         qmin: int = INT8_MIN, qmax: int = INT8_MAX) -> tuple[int, int]:
     """TFLite CalculateActivationRangeQuantized for a fused activation.
 
-    TFLite quantizes the activation's bounds in float32: zp + round(x / scale).
+    TFLite quantizes the activation's bounds in float32: zp + round(x / scale), and refuses
+    the model (Prepare fails) when round(x / scale) leaves int32: so does tinyc.
     """
     scale32 = np.float32(scale)
 
     def q(x: float) -> int:
-        return zero_point + int(round_half_away(float(np.float32(x) / scale32)))
+        with np.errstate(all="ignore"):
+            v = float(np.float32(x) / scale32)
+        t = round_half_away(v) if math.isfinite(v) else v
+        if not -2.0 ** 31 <= t <= 2.0 ** 31:  # NaN fails too
+            raise UnsupportedError(f"the fused {activation} bound {x:g} is {t:g} steps of the output scale "
+                                   f"{scale:g}, beyond int32; TFLite refuses this model too: re-quantize it")
+        return zero_point + int(t)
 
     if activation == "NONE":
         return qmin, qmax
