@@ -18,7 +18,7 @@ from tinyc.ops import check_op
 from tinyc.ops.elementwise import broadcast_loops
 from tinyc.ops.pad import pad_loops
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (a dev dependency: a missing one must fail, not skip)
 L = keras.layers
 K = keras.ops
 
