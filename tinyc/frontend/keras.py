@@ -29,11 +29,12 @@ SUPPORTED_LAYERS = {
     "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
     "Reshape", "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "Add",
     "Multiply", "Concatenate", "Softmax", "ZeroPadding2D", "Identity",
-    "Functional", "Sequential",
+    "Functional", "Sequential", "LeakyReLU", "Subtract",
 }
 # Activation functions (Dense/Conv `activation=` or an Activation layer) that the converter
 # fuses or lowers to an op tinyc has.
-SUPPORTED_ACTIVATIONS = {"linear", "relu", "relu6", "softmax", "sigmoid"}
+SUPPORTED_ACTIVATIONS = {"linear", "relu", "relu6", "softmax", "sigmoid", "tanh", "leaky_relu",
+                         "hard_swish", "hard_silu"}
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
