@@ -21,8 +21,7 @@ class HostSession:
         if not self.binary.exists():
             raise TinycError(f"{self.binary} is missing: run `tinyc build {outdir} --board host`")
         self.timeout = timeout
-        self.proc = subprocess.Popen([str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+        self.proc = None  # started by the first infer(); run_batch() needs none
 
     def __enter__(self):
         return self
@@ -33,6 +32,9 @@ class HostSession:
     def infer(self, data: bytes) -> InferResult:
         if len(data) != self.in_bytes:
             raise TinycError(f"input record has {len(data)} bytes, the model takes {self.in_bytes}")
+        if self.proc is None:
+            self.proc = subprocess.Popen([str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE)
         try:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()
@@ -58,13 +60,14 @@ class HostSession:
                 for i in range(len(records))]
 
     def close(self):
-        if self.proc is not None and self.proc.poll() is None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
             try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=5)
-            except Exception:
-                self.proc.kill()
-        self.proc = None if self.proc is None or self.proc.poll() is not None else self.proc
+                proc.stdin.close()  # end of input: the harness exits
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
 
 
 def open_session(board: Board, outdir: Path, **options) -> HostSession:
