@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from tinyc.errors import TinycError
-from tinyc.pipeline import ConvertResult, convert_graph, require_quantized
+from tinyc.pipeline import ConvertResult, first_float_op
 
 
 def _is_tflite(path: Path) -> bool:
@@ -22,13 +22,12 @@ def convert_any(model: Path, outdir: Path, board: str, *, calib=None, calib_rand
                 compress_options=None, train=None, rewind=False) -> ConvertResult:
     from tinyc.codegen import check_supported
     from tinyc.compress import convert_compressed
-    from tinyc.frontend.tflite import load_tflite, tflite_to_graph
+    from tinyc.frontend.tflite import load_tflite
 
     model = Path(model)
-    float_options = calib is not None or calib_random is not None or per_tensor or io != "int8" or eval_data
     if _is_tflite(model):
         graph = load_tflite(model)
-        is_float = _graph_is_float(graph)
+        is_float = first_float_op(graph) is not None
     else:
         graph, is_float = None, True
     if not is_float:
@@ -39,14 +38,7 @@ def convert_any(model: Path, outdir: Path, board: str, *, calib=None, calib_rand
                              "drop --train to prune its int8 weights directly")
         check_supported(graph)
         return convert_compressed(graph, outdir, board, compress_options)
-    try:
-        from tinyc import quantize_model
-    except ModuleNotFoundError as exc:
-        if exc.name != "tinyc.quantize_model":
-            raise
-        if graph is not None:
-            require_quantized(graph, str(model))
-        raise TinycError(f"{model} is not an int8 .tflite; this tinyc build compiles int8 TFLite models only") from None
+    from tinyc import quantize_model
     pruned_rows = None
     if train is not None:  # gradual pruning with fine-tuning, on the Keras model, before quantization
         import dataclasses
@@ -113,14 +105,6 @@ def _progress_printer(echo: Callable[[str], None]):
             filled = 30 * done // total
             echo(f"\r  {stage}: [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}" + ("\n" if done == total else ""))
     return progress
-
-
-def _graph_is_float(graph) -> bool:
-    try:
-        require_quantized(graph, "model")
-    except TinycError:
-        return True
-    return False
 
 
 def summary_lines(result: ConvertResult) -> list[str]:

@@ -46,15 +46,25 @@ def io_description(graph: Graph, indices: list[int]) -> list[dict]:
     return out
 
 
+# Ops that only move float bytes (after a DEQUANTIZE at a float-I/O model's edge).
+_FLOAT_OK = {"DEQUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+
+
+def first_float_op(graph: Graph) -> int | None:
+    """Index of the first op that computes in float32, or None for an int8 graph."""
+    for i, op in enumerate(graph.ops):
+        if op.kind not in _FLOAT_OK and op.outputs and graph.tensors[op.outputs[0]].dtype == "float32":
+            return i
+    return None
+
+
 def require_quantized(graph: Graph, source: str) -> None:
     """Refuse float graphs: their compute ops have float activations."""
-    compute = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "AVERAGE_POOL_2D",
-               "MAX_POOL_2D", "MEAN", "SOFTMAX", "LOGISTIC", "CONCATENATION", "PAD"}
-    for i, op in enumerate(graph.ops):
-        if op.kind in compute and op.outputs and graph.tensors[op.outputs[0]].dtype == "float32":
-            raise TinycError(
-                f"{source} is a float model (op {i}, {op.kind}, computes in float32); tinyc compiles int8: "
-                "give an int8 .tflite, or a float/Keras model with calibration data (--calib DATA)")
+    i = first_float_op(graph)
+    if i is not None:
+        raise TinycError(
+            f"{source} is a float model (op {i}, {graph.ops[i].kind}, computes in float32); tinyc compiles int8: "
+            "give an int8 .tflite, or a float/Keras model with calibration data (--calib DATA)")
 
 
 def convert_graph(graph: Graph, outdir: Path, board: str = "host", extra: dict | None = None) -> ConvertResult:
