@@ -11,6 +11,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 MLPERF = SHARED / "models" / "mlperf_tiny"
+# The MLPerf Tiny int8 models (file stems in MLPERF).
+MLPERF_INT8_MODELS = ["ad01_int8", "kws_ref_model", "str_ww_ref_model", "pretrainedResnet_quant",
+                      "pretrainedResnet_large_int8", "vww_96_int8"]
 
 
 @pytest.fixture(scope="session")

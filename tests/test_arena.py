@@ -7,8 +7,7 @@ from tinyc.planner import plan_memory
 from tinyc.frontend.tflite import load_tflite
 from tinyc.tflm import tflm_arena
 
-MODELS = ["ad01_int8", "kws_ref_model", "str_ww_ref_model", "pretrainedResnet_quant",
-          "pretrainedResnet_large_int8", "vww_96_int8"]
+from conftest import MLPERF_INT8_MODELS as MODELS
 
 
 @pytest.mark.parametrize("model", MODELS)

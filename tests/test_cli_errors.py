@@ -3,7 +3,6 @@ half-written OUTDIR behind."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +49,6 @@ def test_truncated_file(tmp_path, mlperf_dir):
 
 def test_several_subgraphs(tmp_path, mlperf_dir):
     import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
 
     model = parse_model((mlperf_dir / "ad01_int8.tflite").read_bytes())
     model.subgraphs = [model.subgraphs[0], model.subgraphs[0]]

@@ -17,7 +17,7 @@ import numpy as np
 
 from tinyc import __version__
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.ir import Graph, Tensor, c_type
+from tinyc.ir import DTYPES, Graph, Tensor, c_type
 from tinyc.ops import Lowered, check_op, spec_for
 from tinyc.planner import Plan, plan_memory
 from tinyc.resources import templates_dir
@@ -77,6 +77,9 @@ def shape_text(t: Tensor) -> str:
     return "[" + ",".join(str(d) for d in t.shape) + "]"
 
 
+_CTYPE_SIZES = {ctype: size for _, ctype, size in DTYPES.values()}
+
+
 @dataclass
 class ConstArray:
     name: str
@@ -86,8 +89,7 @@ class ConstArray:
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4,
-                                        "int64_t": 8, "float": 4}[self.ctype]
+        return int(self.values.size) * _CTYPE_SIZES[self.ctype]
 
 
 @dataclass
@@ -340,4 +342,4 @@ def check_supported(graph: Graph) -> None:
         check_op(graph, i)
 
 
-__all__ = ["generate", "lower_graph", "check_supported", "ident", "format_array", "TinycError"]
+__all__ = ["generate", "lower_graph", "check_supported", "ident", "format_array"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
 from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
