@@ -38,7 +38,7 @@ from tinyc.compress import CompressOptions, convert_compressed  # noqa: E402
 from tinyc.convert_cli import convert_any  # noqa: E402
 from tinyc.frontend.tflite import load_tflite  # noqa: E402
 from tinyc.passes.prune import PruneOptions, TrainOptions, prune_keras, weight_layers  # noqa: E402
-from tinyc.pipeline import convert_graph  # noqa: E402
+from tinyc.pipeline import convert_graph, load_manifest  # noqa: E402
 from tinyc.reference import Reference  # noqa: E402
 from tinyc.report import layer_instructions  # noqa: E402
 from tinyc.runners import open_session  # noqa: E402
@@ -88,11 +88,14 @@ def float_error(model, x, y) -> float:
     return error_rate(np.argmax(model.predict(x, verbose=0), axis=1), y)
 
 
+def quantize_input(x, inp: dict) -> np.ndarray:
+    """Float samples as the model's int8 input (`inp`: a tinyc.json input)."""
+    return np.clip(np.round(x / inp["scale"]) + inp["zero_point"], -128, 127).astype(np.int8)
+
+
 def c_error(outdir: Path, x, y) -> float:
     """Test error of the generated C on the host (inputs quantized as the model's input)."""
-    m = json.loads((outdir / "tinyc.json").read_text())
-    inp = m["inputs"][0]
-    q = np.clip(np.round(x / inp["scale"]) + inp["zero_point"], -128, 127).astype(np.int8)
+    q = quantize_input(x, load_manifest(outdir)["inputs"][0])
     board = load_board("host")
     build(outdir, board)
     with open_session(board, outdir, timeout=600) as s:
@@ -130,15 +133,14 @@ def run_lenet(name, make, targets, xtr, ytr, xte, yte, work: Path, epochs: int, 
     with quiet():
         convert_any(path, out, "host", calib=work / "calib.npz", per_tensor=per_tensor,
                     compress_options=CompressOptions(PruneOptions(), "auto", report=True))
-    manifest = json.loads((out / "tinyc.json").read_text())
+    manifest = load_manifest(out)
     comp = manifest["compression"]
     err_comp = c_error(out, xte, yte)
     # the same pruned int8 model with raw weights
     raw = work / f"{name}_raw"
     convert_graph(load_tflite(out / "model.tflite"), raw, "host")
     err_raw = c_error(raw, xte, yte)
-    sample = np.clip(np.round(xte[:1] / manifest["inputs"][0]["scale"]) + manifest["inputs"][0]["zero_point"],
-                     -128, 127).astype(np.int8).tobytes()
+    sample = quantize_input(xte[:1], manifest["inputs"][0]).tobytes()
     ins_c, ins_r = layer_instructions(out, sample), layer_instructions(raw, sample)
     return {
         "name": name, "params": params, "float_bytes": 4 * params, "compressed_bytes": manifest["weight_bytes"],

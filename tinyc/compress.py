@@ -33,18 +33,8 @@ class CompressOptions:
         return self.prune.active or self.weights != "raw" or self.report
 
 
-def encodable_ops() -> set[str]:
-    """Op kinds whose lowering hands encoded weights to tinyc/ops/compressed.py."""
-    import inspect
-
-    from tinyc.ops import spec_for
-
-    kinds = set()
-    for kind in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"):
-        spec = spec_for(kind)
-        if spec is not None and "lower_encoded" in inspect.getsource(spec.lower):
-            kinds.add(kind)
-    return kinds
+# Op kinds whose lowering hands encoded weights to tinyc/ops/compressed.py (lower_encoded).
+ENCODABLE_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def layer_params(graph: Graph) -> list[dict]:
@@ -121,7 +111,6 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
     elif g is graph:
         g = graph.copy()
     encodings: dict[int, dict] = {}
-    ok_ops = encodable_ops() if options.weights != "raw" else set()
     consumers = g.consumers()
     layers = []
     for row in layer_params(g):
@@ -138,7 +127,7 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
         why = None
         if options.weights == "raw":
             enc = cands["raw"]
-        elif op.kind not in ok_ops:
+        elif op.kind not in ENCODABLE_OPS:
             why = f"no encoded kernel for {op.kind}"
         elif len(consumers.get(row["weight"], [])) != 1:
             why = "weights shared by several ops"

@@ -38,10 +38,9 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from tinyc.frontend.float_tflite import dtype_name, is_constant, op_name, read_model, tensor_name
+from tinyc.frontend.float_tflite import EDGE_OPS, dtype_name, is_constant, op_name, read_model, tensor_name
 from tinyc.passes.quantize import dequantize_array, quantize_array
 
-EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 # Ops whose output range is fixed by the int8 spec, not calibrated (softmax: 1/256, -128):
 # tiny probabilities below one step are lost by design, so their per-channel SQNR says nothing.
@@ -83,13 +82,17 @@ def _interpreter(content: bytes, *, reference: bool, preserve: bool):
     return it
 
 
-def _feed(it, detail: dict, sample_f32: np.ndarray) -> None:
-    """Set an input from float data: quantized with the input's parameters if it is integer."""
+def as_input(detail: dict, sample_f32: np.ndarray) -> np.ndarray:
+    """Float data as an interpreter input: quantized with the input's parameters if it is integer."""
     x = np.asarray(sample_f32, dtype=np.float32).reshape(detail["shape"])
     if detail["dtype"] != np.float32:
         scale, zp = detail["quantization"]
         x = quantize_array(x, scale, zp, np.dtype(detail["dtype"]).name)
-    it.set_tensor(detail["index"], x)
+    return x
+
+
+def _feed(it, detail: dict, sample_f32: np.ndarray) -> None:
+    it.set_tensor(detail["index"], as_input(detail, sample_f32))
 
 
 def single_op_model(model, op_index: int) -> bytes:

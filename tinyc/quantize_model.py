@@ -287,10 +287,6 @@ def _labels_and_samples(data_npz, input_shape) -> tuple[np.ndarray, np.ndarray |
     return x, y, warnings
 
 
-def _io_params(detail_or_io: dict) -> tuple[float, int]:
-    return float(detail_or_io["scale"]), int(detail_or_io["zero_point"])
-
-
 def evaluate(prepared: PreparedModel, outdir, data_npz, board: str = "host",
              progress: Progress | None = None) -> dict:
     """Accuracy (with labels `y`) and agreement of the float model, the int8 reference
@@ -299,6 +295,7 @@ def evaluate(prepared: PreparedModel, outdir, data_npz, board: str = "host",
     Returns {"samples", "float": {...}, "int8_reference": {...}, "c": {...}, "c_vs_reference":
     {"bytes_equal": share of samples whose output bytes equal the reference, "mismatches": n}}.
     """
+    from tinyc.qreport import _interpreter, as_input
     from tinyc.reference import Reference
 
     progress = progress_adapter(progress)
@@ -313,13 +310,6 @@ def evaluate(prepared: PreparedModel, outdir, data_npz, board: str = "host",
     x, y, warnings = _labels_and_samples(data_npz, in_shape)
     n = len(x)
 
-    def to_input(sample: np.ndarray) -> np.ndarray:
-        if in_d["dtype"] == np.float32:
-            return sample.reshape(in_shape).astype(np.float32)
-        from tinyc.passes.quantize import quantize_array
-        scale, zp = in_d["quantization"]
-        return quantize_array(sample.reshape(in_shape), scale, zp, np.dtype(in_d["dtype"]).name)
-
     def out_float(raw: np.ndarray) -> np.ndarray:
         if out_d["dtype"] == np.float32:
             return raw.astype(np.float32).reshape(-1)
@@ -331,12 +321,11 @@ def evaluate(prepared: PreparedModel, outdir, data_npz, board: str = "host",
     float_out = None
     fm = prepared.float_model if prepared is not None else None
     if fm is not None:
-        from tinyc.qreport import _interpreter
         it = _interpreter(fm.tflite, reference=False, preserve=False)
         fi, fo = it.get_input_details()[0], it.get_output_details()[0]
         float_out = []
         for k in range(n):
-            it.set_tensor(fi["index"], x[k].reshape(fi["shape"]).astype(np.float32))
+            it.set_tensor(fi["index"], as_input(fi, x[k]))
             it.invoke()
             float_out.append(it.get_tensor(fo["index"]).astype(np.float32).reshape(-1))
             if progress:
@@ -346,7 +335,7 @@ def evaluate(prepared: PreparedModel, outdir, data_npz, board: str = "host",
     # int8 reference
     ref_raw, inputs = [], []
     for k in range(n):
-        inp = to_input(x[k])
+        inp = as_input(in_d, x[k])
         inputs.append(inp)
         ref_raw.append(ref.run(inp)[0])
         if progress:
@@ -389,10 +378,11 @@ def _run_c(outdir: Path, board_name: str, inputs: list[np.ndarray], out_d: dict,
     from tinyc import boards as _boards
     from tinyc.build import build
     from tinyc.runners import open_session
+    from tinyc.samples import to_record
 
     board = _boards.load_board(board_name)
     build(outdir, board)
-    records = [np.ascontiguousarray(i).tobytes() for i in inputs]
+    records = [to_record([i]) for i in inputs]
     dtype = out_d["dtype"]
     shape = tuple(out_d["shape"])
     with open_session(board, outdir) as session:

@@ -233,7 +233,7 @@ def measure_speed(outdir, board_name: str = "host", n: int = 20, seed: int = 0) 
     raw = convert_graph(load_tflite(outdir / "model.tflite"), raw_dir, board.name)
     samples = random_inputs(manifest["inputs"], n, seed=seed)
     result: dict = {"board": board.name}
-    for key, d in (("compressed", outdir), ("raw", raw_dir)):
+    for d in (outdir, raw_dir):
         ensure_built(d, board)
     if board.runner == "host" and callgrind_available() and len(manifest["inputs"]) == 1:
         sample = to_record(samples[0])

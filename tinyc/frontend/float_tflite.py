@@ -25,7 +25,7 @@ from tinyc.errors import TinycError, UnsupportedError
 
 _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-_EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
+EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 
 def read_model(data: bytes, source: str = "model"):
@@ -69,7 +69,7 @@ def classify(model) -> str:
     has_float_act = has_int8_act = hybrid = False
     for op in g.operators:
         name = op_name(model, op)
-        if name in _EDGE_OPS:
+        if name in EDGE_OPS:
             continue
         ins = [g.tensors[i] for i in op.inputs if i >= 0]
         outs = [g.tensors[i] for i in op.outputs]
@@ -134,9 +134,8 @@ def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *
         from tensorflow.lite.python.optimize import calibrator as _calibrator
 
     io_type = tf.int8 if io == "int8" else tf.float32
-    captured: list[str] = []
     try:
-        with captured_output() as captured:
+        with captured_output():
             prepared = _calibrator.add_intermediate_tensors(data)
             calibrated = _calibrator.Calibrator(prepared).calibrate(representative)
             quantized = mlir_quantize(
@@ -174,7 +173,7 @@ def check_full_int8(data: bytes, source: str = "quantized model") -> list[str]:
     g = model.subgraphs[0]
     for i, op in enumerate(g.operators):
         name = op_name(model, op)
-        if name in _EDGE_OPS:
+        if name in EDGE_OPS:
             continue
         for ti in list(op.inputs) + list(op.outputs):
             if ti < 0:

@@ -18,7 +18,7 @@ included), so `auto` picks the smallest real footprint.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,7 +46,6 @@ class Encoded:
     gap_table: huffman.HuffmanTable | None = None
     value_bits: int = 0                # payload bits of the values (without padding/tables)
     index_bits: int = 0                # payload bits of the indices
-    arrays: dict = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -73,12 +72,6 @@ def kernel_order(op_kind: str, w: np.ndarray) -> np.ndarray:
     if op_kind == "DEPTHWISE_CONV_2D":   # [1, H, W, C] -> one channel's taps after the other
         return np.ascontiguousarray(w.reshape(-1, w.shape[-1]).T)
     return np.ascontiguousarray(w.reshape(w.shape[0], -1))
-
-
-def from_kernel_order(op_kind: str, flat2d: np.ndarray, shape) -> np.ndarray:
-    if op_kind == "DEPTHWISE_CONV_2D":
-        return np.ascontiguousarray(flat2d.T).reshape(shape)
-    return flat2d.reshape(shape)
 
 
 def _symbols(values: np.ndarray) -> np.ndarray:

@@ -140,11 +140,6 @@ def encoded_bits(symbols: np.ndarray, table: HuffmanTable) -> int:
     return int(sum(lengths[int(v)] * int(f) for v, f in zip(values, freqs)))
 
 
-def stream_bytes(nbits: int) -> int:
-    """Bytes of a stream of nbits as stored (whole bytes plus the refill padding)."""
-    return (nbits + 7) // 8 + STREAM_PAD
-
-
 def pack_bits(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenate codes (MSB first) of the given lengths into bytes, padded as stored."""
     codes = np.asarray(codes, dtype=np.int64).reshape(-1)

@@ -275,20 +275,30 @@ def _set_shape(t, shape):
     t.shape = tuple(int(d) for d in shape)
 
 
+def _set_data(t, data: np.ndarray) -> None:
+    """Replace a constant tensor's data (and shape) with `data`."""
+    t.data = np.ascontiguousarray(data)
+    _set_shape(t, t.data.shape)
+
+
+def _flat_positions(spatial: int, channels: int, index: np.ndarray) -> np.ndarray:
+    """Flat positions of the kept channels `index` in an NHWC tensor flattened to
+    [batch, spatial * channels]: element (p, c) sits at p * channels + c."""
+    return (np.arange(spatial)[:, None] * channels + index[None, :]).reshape(-1)
+
+
 def _keep_bias(g: Graph, op, index: np.ndarray) -> None:
     """Keep only the `index` entries of op's bias (if it has one)."""
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
         b = g.tensors[op.inputs[2]]
-        b.data = np.ascontiguousarray(b.data.reshape(-1)[index])
-        _set_shape(b, b.data.shape)
+        _set_data(b, b.data.reshape(-1)[index])
         _slice_quant(b, index, 0)
 
 
 def _remove_channels(g: Graph, i: int, chain: list[int], keep: np.ndarray, channels: int) -> None:
     op = g.ops[i]
     w = g.tensors[op.inputs[1]]
-    w.data = np.ascontiguousarray(w.data[keep])
-    _set_shape(w, w.data.shape)
+    _set_data(w, w.data[keep])
     _slice_quant(w, keep, 0)
     _keep_bias(g, op, keep)
     y = g.tensors[op.outputs[0]]
@@ -302,31 +312,26 @@ def _remove_channels(g: Graph, i: int, chain: list[int], keep: np.ndarray, chann
         if nop.kind == "FULLY_CONNECTED":
             nw = g.tensors[nop.inputs[1]]
             cols = index
-            if not flat:   # an FC reading a [.., H, W, C] tensor flattens it itself: (p, c) at p * C + c
-                spatial = int(nw.shape[1]) // channels
-                cols = (np.arange(spatial)[:, None] * channels + index[None, :]).reshape(-1)
-            nw.data = np.ascontiguousarray(nw.data[:, cols])
-            _set_shape(nw, nw.data.shape)
+            if not flat:   # an FC reading a [.., H, W, C] tensor flattens it itself
+                cols = _flat_positions(int(nw.shape[1]) // channels, channels, index)
+            _set_data(nw, nw.data[:, cols])
             return
         if nop.kind == "CONV_2D":
             nw = g.tensors[nop.inputs[1]]
             if int(nw.shape[3]) != channels:
                 raise TinycError(f"cannot remove channels of {op.name}: {nop.name} is a grouped convolution")
-            nw.data = np.ascontiguousarray(nw.data[..., index])
-            _set_shape(nw, nw.data.shape)
+            _set_data(nw, nw.data[..., index])
             return
         ny = g.tensors[nop.outputs[0]]
         if nop.kind == "DEPTHWISE_CONV_2D":
             dw = g.tensors[nop.inputs[1]]
-            dw.data = np.ascontiguousarray(dw.data[..., index])
-            _set_shape(dw, dw.data.shape)
+            _set_data(dw, dw.data[..., index])
             _slice_quant(dw, index, 3)
             _keep_bias(g, nop, index)
             _set_shape(ny, (*ny.shape[:-1], index.size))
         elif nop.kind == "RESHAPE":
             spatial = int(np.prod(x_shape[1:-1])) if len(x_shape) > 2 else 1
-            # NHWC flatten: element (p, c) sits at p * C + c
-            index = (np.arange(spatial)[:, None] * channels + index[None, :]).reshape(-1)
+            index = _flat_positions(spatial, channels, index)
             flat = True
             _set_shape(ny, (ny.shape[0], int(np.prod(x_shape[1:]))))
             if len(nop.inputs) > 1 and nop.inputs[1] >= 0 and g.tensors[nop.inputs[1]].is_const:
