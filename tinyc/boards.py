@@ -79,9 +79,20 @@ def load_all_boards() -> list[Board]:
     return [load_board(n) for n in board_names()]
 
 
+def board_arch(board: Board) -> str:
+    """The CPU a Linux board's server is built for."""
+    return board.raw.get("arch", "aarch64")
+
+
+def runs_natively(board: Board) -> bool:
+    """A Linux board's server runs on this machine without qemu-user."""
+    import platform
+
+    return board.runner == "native" or platform.machine() == board_arch(board)
+
+
 def runner_status(board: Board) -> tuple[bool, str]:
     """(available, why): can this machine build and run the board right now?"""
-    import platform
     import shutil
 
     if board.runner == "host":
@@ -96,11 +107,10 @@ def runner_status(board: Board) -> tuple[bool, str]:
             return False, f"{binary} missing (apt: {q.get('package', 'qemu-system-arm')})"
         return True, f"{binary} -M {q.get('machine', board.name)}"
     if board.runner in ("qemu-user", "native"):
-        arch = board.raw.get("arch", "aarch64")
-        if board.runner == "native" or platform.machine() == arch:
+        if runs_natively(board):
             return True, "native"
         q = board.raw.get("qemu", {})
-        binary = q.get("binary", f"qemu-{arch}")
+        binary = q.get("binary", f"qemu-{board_arch(board)}")
         if shutil.which(binary) is None:
             return False, f"{binary} missing (apt: {q.get('package', 'qemu-user')})"
         return True, binary
@@ -114,7 +124,3 @@ def runner_status(board: Board) -> tuple[bool, str]:
             return False, f"real board: needs {' or '.join(tools)} and a board on {port or '--port'}{note}"
         return True, f"real board via {found[0]} on {port or '--port'}{note}"
     return False, f"unknown runner {board.runner}"
-
-
-def runner_available(board: Board) -> bool:
-    return runner_status(board)[0]

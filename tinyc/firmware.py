@@ -19,11 +19,11 @@ from pathlib import Path
 
 from tinyc import __version__
 from tinyc.boards import Board
-from tinyc.build import STRICT_CFLAGS, BuildResult, build_dir, is_stale, section_sizes
+from tinyc.build import MODEL_SOURCES, STRICT_CFLAGS, BuildResult, _sources, build_dir, is_stale, section_sizes
 from tinyc.errors import TinycError
+from tinyc.pipeline import load_manifest
 from tinyc.resources import firmware_dir
 
-MODEL_SOURCES = ("model.c", "weights.c")
 CYCLE_SOURCE_CODES = {"none": 0, "systick": 1, "dwt": 2, "clock": 3}
 MCU_CFLAGS = ["-ffunction-sections", "-fdata-sections", "-fno-common"]
 
@@ -35,10 +35,6 @@ def toolchain_tools(board: Board) -> dict[str, str]:
     cc = board.cc
     prefix = cc[:-3] if cc.endswith("gcc") else ""
     return {"cc": cc, "size": f"{prefix}size", "objcopy": f"{prefix}objcopy"}
-
-
-def toolchain_available(board: Board) -> bool:
-    return shutil.which(board.cc) is not None
 
 
 def require_toolchain(board: Board) -> None:
@@ -111,19 +107,7 @@ def firmware_sources(board: Board) -> list[Path]:
     return common + [cm / "startup.c", cm / "main.c", cm / "exit.c", cm / f"uart_{driver}.c", cm / counter]
 
 
-def firmware_headers() -> list[Path]:
-    fw = firmware_dir()
-    return [fw / "common" / "tinyc_protocol.h"]
-
-
 # ---------------------------------------------------------------------------- checks
-
-def load_manifest(outdir: Path) -> dict:
-    path = Path(outdir) / "tinyc.json"
-    if not path.is_file():
-        raise TinycError(f"{outdir} has no tinyc.json: run `tinyc convert MODEL -o {outdir}` first")
-    return json.loads(path.read_text())
-
 
 def check_fits(manifest: dict, board: Board) -> None:
     """Refuse, before compiling anything, a model whose weights or arena alone exceed the board."""
@@ -228,9 +212,9 @@ def build_firmware(outdir: Path, board: Board, force: bool = False) -> BuildResu
     generated = write_generated(bdir, manifest, board)
     binary = binary_path(outdir, board)
     sources = firmware_sources(board)
-    inputs = ([outdir / n for n in (*MODEL_SOURCES, "model.h", "weights.h", "tinyc_kernels.h", "tinyc_fixedpoint.h")]
-              + sources + firmware_headers() + generated + ([board.path] if board.path else []))
     fw = firmware_dir()
+    inputs = (_sources(outdir) + sources + [fw / "common" / "tinyc_protocol.h"] + generated
+              + ([board.path] if board.path else []))
     cflags = [*STRICT_CFLAGS, *board.cflags, f"-I{outdir}", f"-I{bdir}", f"-I{fw / 'common'}"]
     if board.kind == "mcu":
         cflags += MCU_CFLAGS + uart_defines(board)

@@ -9,28 +9,19 @@ server started by hand or by a service, listening on a serial device).
 
 from __future__ import annotations
 
-import platform
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from tinyc.boards import Board
+from tinyc.boards import Board, board_arch, runs_natively
 from tinyc.errors import TinycError
 from tinyc.runners import serial_board
 from tinyc.runners.process import PtyProcess, built_binary, pty_session
-from tinyc.runners.serial_board import DEFAULT_TIMEOUT, read_manifest
+from tinyc.pipeline import load_manifest
+from tinyc.runners.serial_board import DEFAULT_TIMEOUT
 
 PTY_LINE = re.compile(r"tinyc: serial on (/dev/pts/\d+)")
-ARCH = {"rpi4": "aarch64"}
-
-
-def board_arch(board: Board) -> str:
-    return board.raw.get("arch", ARCH.get(board.name, "aarch64"))
-
-
-def runs_natively(board: Board) -> bool:
-    return board.runner == "native" or platform.machine() == board_arch(board)
 
 
 def server_command(board: Board, binary: Path) -> list[str]:
@@ -61,10 +52,6 @@ class ServerProcess(PtyProcess):
                 f"mid-run: {self.words()}")
 
 
-def server_binary(board: Board, outdir: Path) -> Path:
-    return built_binary(board, outdir, "tinyc_server")
-
-
 def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  model_hash: str | None = None, io=None, handshake_timeout: float = 20.0, link_wrapper=None, **kw):
     """With `port`: a Pi already running the server on that serial device. Without: start
@@ -73,8 +60,8 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     if port:
         return serial_board.open_session(board, outdir, port=port, timeout=timeout, model_hash=model_hash,
                                          handshake_timeout=handshake_timeout, **kw)
-    manifest = read_manifest(outdir)
-    server = ServerProcess(server_command(board, server_binary(board, outdir)))
+    manifest = load_manifest(outdir)
+    server = ServerProcess(server_command(board, built_binary(board, outdir)))
     where = "natively" if runs_natively(board) else "under qemu-user"
     session = pty_session(
         board, server, manifest, baud=115200, emulated=not runs_natively(board),

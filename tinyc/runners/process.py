@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Callable
 
 from tinyc.boards import Board
-from tinyc.build import build_dir
 from tinyc.errors import TinycError
+from tinyc.firmware import binary_path
 from tinyc.link import Link, LinkTimeout
-from tinyc.runners.serial_board import BoardSession, serial_open
+from tinyc.runners.serial_board import BoardSession, input_bytes_total, serial_open
 
 
-def built_binary(board: Board, outdir: Path, name: str) -> Path:
-    """outdir's build of `name` for board; a TinycError saying how to build it if missing."""
-    path = build_dir(outdir, board) / name
+def built_binary(board: Board, outdir: Path) -> Path:
+    """outdir's firmware or server for board; a TinycError saying how to build it if missing."""
+    path = binary_path(outdir, board)
     if not path.exists():
         raise TinycError(f"{path} is missing: run `tinyc build {outdir} --board {board.name}`")
     return path
@@ -141,9 +141,8 @@ def pty_session(board: Board, proc: PtyProcess, manifest: dict, *, baud: int, em
         except LinkTimeout:
             proc.check_alive()
             raise TinycError(no_answer(path)) from None
-        total_in = sum(int(t["bytes"]) for t in manifest.get("inputs", []))
         return BoardSession(link, board, emulated=emulated, timeout=timeout, on_close=proc.finish,
-                            expect_inputs=total_in or None)
+                            expect_inputs=input_bytes_total(manifest))
     except BaseException:
         if stream is not None:
             stream.close()

@@ -16,7 +16,8 @@ from pathlib import Path
 from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.runners.process import PtyProcess, built_binary, pty_session
-from tinyc.runners.serial_board import DEFAULT_TIMEOUT, read_manifest
+from tinyc.pipeline import load_manifest
+from tinyc.runners.serial_board import DEFAULT_TIMEOUT
 
 PTY_LINE = re.compile(r"char device redirected to (/dev/pts/\d+)")
 MAX_SECONDS = 6 * 3600.0   # wall-clock limit of one emulator run
@@ -54,10 +55,6 @@ class QemuProcess(PtyProcess):
                 f"{code} mid-run: {self.last_words()}")
 
 
-def firmware_elf(board: Board, outdir: Path) -> Path:
-    return built_binary(board, outdir, "firmware.elf")
-
-
 def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  model_hash: str | None = None, io=None, handshake_timeout: float = 20.0,
                  max_seconds: float = MAX_SECONDS, link_wrapper=None, **_):
@@ -67,8 +64,8 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     something between the host and the emulated UART (tests use a fault-injecting relay).
     """
     outdir = Path(outdir)
-    manifest = read_manifest(outdir)
-    elf = firmware_elf(board, outdir)
+    manifest = load_manifest(outdir)
+    elf = built_binary(board, outdir)
     qemu = QemuProcess(qemu_command(board, elf), max_seconds=max_seconds)
     session = pty_session(
         board, qemu, manifest, baud=int(board.raw.get("uart", {}).get("baud", 115200)), emulated=True,

@@ -6,7 +6,6 @@ Flashing real boards (openocd / st-flash) lives here too: `flash_firmware`.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.link import Link, LinkTimeout
+from tinyc.pipeline import load_manifest
 from tinyc.runners.result import InferResult
 
 DEFAULT_TIMEOUT = 60.0      # first inference (and the ceiling for later ones), seconds
@@ -30,11 +30,9 @@ def cycle_unit(board: Board, emulated: bool) -> tuple[str, float]:
     return "cycles", 1.0
 
 
-def read_manifest(outdir: Path) -> dict:
-    path = Path(outdir) / "tinyc.json"
-    if not path.is_file():
-        raise TinycError(f"{outdir} has no tinyc.json: run `tinyc convert MODEL -o {outdir}` first")
-    return json.loads(path.read_text())
+def input_bytes_total(manifest: dict) -> int | None:
+    """The bytes of one INFER payload per the manifest (None when it lists no inputs)."""
+    return sum(int(t["bytes"]) for t in manifest.get("inputs", [])) or None
 
 
 def serial_open(port: str, baud: int):
@@ -109,7 +107,7 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
                  model_hash: str | None = None, io=None, baud: int | None = None, handshake_timeout: float = 10.0,
                  **_):
     """A real board already flashed with this model's firmware, on `port`."""
-    manifest = read_manifest(outdir)
+    manifest = load_manifest(outdir)
     serial_cfg = board.raw.get("serial", {})
     port = port or serial_cfg.get("port")
     if not port:
@@ -127,8 +125,7 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     except BaseException:
         stream.close()
         raise
-    total_in = sum(int(t["bytes"]) for t in manifest.get("inputs", []))
-    return BoardSession(link, board, emulated=False, timeout=timeout, expect_inputs=total_in or None)
+    return BoardSession(link, board, emulated=False, timeout=timeout, expect_inputs=input_bytes_total(manifest))
 
 
 def flash_firmware(board: Board, elf: Path, *, tool: str | None = None) -> str:
