@@ -1,9 +1,18 @@
-"""Checks shared by the op modules. (A helper, not an op module: tinyc.ops._load_all skips
+"""Checks and helpers shared by the op modules. (A helper, not an op module: tinyc.ops._load_all skips
 module names that start with "_".)"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+
+import numpy as np
+
 from tinyc.errors import UnsupportedError
+from tinyc.ops import Lowered
+from tinyc.passes.quantize import round_half_away
+
+f32 = np.float32
 
 
 def label(op, kind: str | None = None) -> str:
@@ -29,3 +38,55 @@ def check_per_tensor(lab: str, x, y) -> None:
     """x and y have one scale and zero point each."""
     if x.quant is None or y.quant is None or x.quant.per_axis or y.quant.per_axis:
         raise UnsupportedError(f"{lab} needs per-tensor quantized input and output")
+
+
+def check_unary_s8(graph, op, lab: str, what: str):
+    """An elementwise int8 op: one input and one output of the same size, per-tensor quantized;
+    returns them."""
+    x, y = check_s8_in_out(graph, op, lab, 1, what)
+    if x.size != y.size:
+        raise UnsupportedError(f"{lab} maps {x.size} values to {y.size}; elementwise ops keep the size")
+    check_per_tensor(lab, x, y)
+    return x, y
+
+
+def libm_f32(name: str):
+    """The C library's float function `name` (expf, tanhf: what TFLite's Prepare calls);
+    None if it cannot be loaded."""
+    for lib in (ctypes.util.find_library("m"), "libm.so.6", ctypes.util.find_library("c")):
+        if not lib:
+            continue
+        try:
+            fn = getattr(ctypes.CDLL(lib), name)
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_float
+        fn.argtypes = [ctypes.c_float]
+        return fn
+    return None
+
+
+def lut_s8(transform, input_scale: float, input_zp: int, output_scale: float, output_zp: int) -> np.ndarray:
+    """The int8 table TFLite's LUTPopulate builds in float32, indexed by the input byte (uint8
+    view of q): out = clamp((int32_t)(round(transform(dequantized) / output_scale) + output_zp))."""
+    inverse_scale = f32(1) / f32(output_scale)
+    lut = np.zeros(256, dtype=np.int8)
+    for q in range(-128, 128):
+        dequantized = f32(input_scale) * f32(q - input_zp)
+        rescaled = f32(round_half_away(float(transform(dequantized) * inverse_scale)))
+        quantized = float(f32(rescaled + f32(output_zp)))
+        # (int32_t) of a float beyond int32 gives INT32_MIN on x86; clamped to -128 either way.
+        q_out = int(quantized) if -2.0 ** 31 <= quantized < 2.0 ** 31 else -(1 << 31)
+        lut[q & 0xFF] = max(-128, min(127, q_out))
+    return lut
+
+
+def lower_lut_s8(graph, op, ctx, kind: str, what: str, make_lut):
+    """A table-lookup op (LOGISTIC, TANH): the table make_lut(input_scale, input_zp,
+    output_scale, output_zp) builds, as a constant, and a call of tinyc_<kind>_s8."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    lut = make_lut(x.quant.s, x.quant.zp, y.quant.s, y.quant.zp)
+    name = ctx.const(f"{ctx.ident(op.name or kind)}_lut", lut, "int8_t",
+                     f"{what} table for input ({x.quant.s:g}, {x.quant.zp}) -> output ({y.quant.s:g}, {y.quant.zp})")
+    call = f"tinyc_{kind}_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {x.size}, {name});"
+    return Lowered(call=call, macs=0)

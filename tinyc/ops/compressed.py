@@ -1,7 +1,7 @@
 """FULLY_CONNECTED and CONV_2D whose weights are stored encoded (sparse / Huffman).
 
-The ops' own lowerings (fully_connected.py, conv.py) hand a layer over to `lower_encoded`
-when `graph.meta["weight_encoding"][weight_tensor]` names an encoding other than raw. The
+The ops' own lowerings (fully_connected.py, conv.py) first ask `lower_encoded`, which lowers
+the layer when `graph.meta["weight_encoding"][weight_tensor]` names an encoding other than raw. The
 weights are re-encoded here from the tensor's data with the recorded kind and gap width
 (tinyc/passes/encode.py), so the C always holds exactly the graph's weights; they are
 emitted as the encoded arrays only, never as a raw copy.
@@ -79,7 +79,11 @@ def _filter_block(init: str) -> str:
             "    };\n")
 
 
-def lower_encoded(graph, op, ctx, enc: dict) -> Lowered:
+def lower_encoded(graph, op, ctx) -> Lowered | None:
+    """The lowering of op if its weights are stored encoded, else None (raw weights)."""
+    enc = graph.meta.get("weight_encoding", {}).get(op.inputs[1])
+    if not enc or enc["kind"] == "raw":
+        return None
     if op.kind == "FULLY_CONNECTED":
         return _lower_fc(graph, op, ctx, enc)
     if op.kind == "CONV_2D":

@@ -33,6 +33,7 @@ import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ops import Lowered, checker, register
+from tinyc.ops.compressed import lower_encoded
 from tinyc.ops._common import label as _label
 from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
 
@@ -233,10 +234,9 @@ def check_conv_2d(graph, op):
 
 @register("CONV_2D", kernels=["conv_2d"])
 def lower_conv_2d(graph, op, ctx) -> Lowered:
-    enc = graph.meta.get("weight_encoding", {}).get(op.inputs[1])
-    if enc and enc["kind"] != "raw":  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
-        from tinyc.ops.compressed import lower_encoded
-        return lower_encoded(graph, op, ctx, enc)
+    encoded = lower_encoded(graph, op, ctx)  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
+    if encoded is not None:
+        return encoded
     x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
     out_ch, filter_h, filter_w, filter_in_ch = (int(d) for d in w.shape)
     g = _geometry(graph, op, "CONV_2D", filter_h, filter_w, out_ch)
@@ -286,10 +286,9 @@ def check_depthwise_conv_2d(graph, op):
 
 @register("DEPTHWISE_CONV_2D", kernels=["depthwise_conv_2d"])
 def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
-    enc = graph.meta.get("weight_encoding", {}).get(op.inputs[1])
-    if enc and enc["kind"] != "raw":  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
-        from tinyc.ops.compressed import lower_encoded
-        return lower_encoded(graph, op, ctx, enc)
+    encoded = lower_encoded(graph, op, ctx)  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
+    if encoded is not None:
+        return encoded
     x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
     _, filter_h, filter_w, out_ch = (int(d) for d in w.shape)
     g = _geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)

@@ -117,31 +117,41 @@ def _loop_consts(graph, op, ctx, base):
     return ctx.const(f"{base}_loops", arr, "int32_t"), dims, st1, st2
 
 
-@checker("ADD")
-def check_add(graph, op):
-    _check_binary(graph, op, "ADD")
+def check_add_like(graph, op, kind: str) -> None:
+    """ADD's checks, which SUB shares: its constants come from add_params too."""
+    _check_binary(graph, op, kind)
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
     try:
         add_params(a.quant.s, b.quant.s, y.quant.s)
     except ValueError as e:
-        raise UnsupportedError(f"ADD '{op.name or 'ADD'}': {e}; TFLite refuses such scales too") from None
+        raise UnsupportedError(f"{kind} '{op.name or kind}': {e}; TFLite refuses such scales too") from None
 
 
-@register("ADD", kernels=["add"])
-def lower_add(graph, op, ctx) -> Lowered:
+def lower_add_like(graph, op, ctx, kind: str) -> Lowered:
+    """ADD's lowering, which SUB shares: the same constants passed to tinyc_<kind>_s8."""
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
     p = add_params(a.quant.s, b.quant.s, y.quant.s)
     act_min, act_max = activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp)
-    base = ctx.ident(op.name or "add")
+    base = ctx.ident(op.name or kind)
     loops, dims, st1, st2 = _loop_consts(graph, op, ctx, base)
     call = (
-        f"tinyc_add_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {ctx.ptr(op.outputs[0])}, {loops},\n"
+        f"tinyc_{kind}_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {ctx.ptr(op.outputs[0])}, {loops},\n"
         f"    {-a.quant.zp}, {p['m1']}, {p['sh1']}, {-b.quant.zp}, {p['m2']}, {p['sh2']},\n"
         f"    {p['left_shift']}, {y.quant.zp}, {p['mo']}, {p['sho']}, {act_min}, {act_max});"
     )
     return Lowered(call=call, macs=0, notes=[f"loops {dims}, strides {st1} / {st2}"])
+
+
+@checker("ADD")
+def check_add(graph, op):
+    check_add_like(graph, op, "ADD")
+
+
+@register("ADD", kernels=["add"])
+def lower_add(graph, op, ctx) -> Lowered:
+    return lower_add_like(graph, op, ctx, "add")
 
 
 @checker("MUL")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
+from tinyc.ops.compressed import lower_encoded
 from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
 
 
@@ -25,10 +26,9 @@ def check_fully_connected(graph, op):
 
 @register("FULLY_CONNECTED", kernels=["fully_connected"])
 def lower_fully_connected(graph, op, ctx) -> Lowered:
-    enc = graph.meta.get("weight_encoding", {}).get(op.inputs[1])
-    if enc and enc["kind"] != "raw":  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
-        from tinyc.ops.compressed import lower_encoded
-        return lower_encoded(graph, op, ctx, enc)
+    encoded = lower_encoded(graph, op, ctx)  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
+    if encoded is not None:
+        return encoded
     x = graph.tensors[op.inputs[0]]
     w = graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]

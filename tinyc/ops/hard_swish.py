@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
+from tinyc.ops._common import check_unary_s8, label
 from tinyc.passes.quantize import quantize_multiplier
 
 f32 = np.float32
@@ -41,10 +41,7 @@ def hard_swish_params(input_scale: float, output_scale: float) -> dict:
 @checker("HARD_SWISH")
 def check_hard_swish(graph, op):
     lab = label(op, "HARD_SWISH")
-    x, y = check_s8_in_out(graph, op, lab, 1, "int8 hard swish")
-    if x.size != y.size:
-        raise UnsupportedError(f"{lab} maps {x.size} values to {y.size}; elementwise ops keep the size")
-    check_per_tensor(lab, x, y)
+    x, y = check_unary_s8(graph, op, lab, "int8 hard swish")
     p = hard_swish_params(x.quant.s, y.quant.s)
     if p["output_exponent"] > 0:
         raise UnsupportedError(f"{lab} has output scale {y.quant.s:g} below input scale / 128 ({x.quant.s:g} / 128); "

@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
+from tinyc.ops._common import check_unary_s8, label
 from tinyc.passes.quantize import quantize_multiplier
 
 f32 = np.float32
@@ -38,10 +38,7 @@ def leaky_relu_params(input_scale: float, alpha: float, output_scale: float) -> 
 @checker("LEAKY_RELU")
 def check_leaky_relu(graph, op):
     lab = label(op, "LEAKY_RELU")
-    x, y = check_s8_in_out(graph, op, lab, 1, "int8 leaky relu")
-    if x.size != y.size:
-        raise UnsupportedError(f"{lab} maps {x.size} values to {y.size}; elementwise ops keep the size")
-    check_per_tensor(lab, x, y)
+    x, y = check_unary_s8(graph, op, lab, "int8 leaky relu")
     alpha = float(op.attrs.get("alpha", 0.0))
     if not math.isfinite(alpha):
         raise UnsupportedError(f"{lab} has alpha {alpha}; a finite slope is needed")

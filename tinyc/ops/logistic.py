@@ -14,35 +14,14 @@ lookup with no arithmetic at all. Prepare requires output scale 1/256.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-
 import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
-from tinyc.passes.quantize import round_half_away
-
-f32 = np.float32
+from tinyc.ops._common import check_unary_s8, f32, label, libm_f32, lower_lut_s8, lut_s8
 
 
-def _load_expf():
-    """The C library's expf, which TFLite's Prepare uses; None if it cannot be loaded."""
-    for name in (ctypes.util.find_library("m"), "libm.so.6", ctypes.util.find_library("c")):
-        if not name:
-            continue
-        try:
-            fn = ctypes.CDLL(name).expf
-        except (OSError, AttributeError):
-            continue
-        fn.restype = ctypes.c_float
-        fn.argtypes = [ctypes.c_float]
-        return fn
-    return None
-
-
-_EXPF = _load_expf()
+_EXPF = libm_f32("expf")
 
 
 def expf(x) -> np.float32:
@@ -55,24 +34,13 @@ def expf(x) -> np.float32:
 
 def logistic_lut(input_scale: float, input_zp: int, output_scale: float, output_zp: int) -> np.ndarray:
     """The int8 table LUTPopulate builds, indexed by the input byte (uint8 view of q)."""
-    inverse_scale = f32(1) / f32(output_scale)
-    lut = np.zeros(256, dtype=np.int8)
-    for q in range(-128, 128):
-        dequantized = f32(input_scale) * f32(q - input_zp)
-        transformed = f32(1) / (f32(1) + expf(-dequantized))
-        rescaled = f32(round_half_away(float(transformed * inverse_scale)))
-        quantized = int(f32(rescaled + f32(output_zp)))
-        lut[q & 0xFF] = max(-128, min(127, quantized))
-    return lut
+    return lut_s8(lambda d: f32(1) / (f32(1) + expf(-d)), input_scale, input_zp, output_scale, output_zp)
 
 
 @checker("LOGISTIC")
 def check_logistic(graph, op):
     lab = label(op, "LOGISTIC")
-    x, y = check_s8_in_out(graph, op, lab, 1, "int8 logistic")
-    if x.size != y.size:
-        raise UnsupportedError(f"{lab} maps {x.size} values to {y.size}; elementwise ops keep the size")
-    check_per_tensor(lab, x, y)
+    x, y = check_unary_s8(graph, op, lab, "int8 logistic")
     if float(np.float32(y.quant.s)) != 1.0 / 256:
         raise UnsupportedError(f"{lab} has output scale {y.quant.s:g}; TFLite's int8 logistic requires 1/256: "
                                "re-convert the model")
@@ -80,9 +48,4 @@ def check_logistic(graph, op):
 
 @register("LOGISTIC", kernels=["logistic"])
 def lower_logistic(graph, op, ctx) -> Lowered:
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    lut = logistic_lut(x.quant.s, x.quant.zp, y.quant.s, y.quant.zp)
-    name = ctx.const(f"{ctx.ident(op.name or 'logistic')}_lut", lut, "int8_t",
-                     f"sigmoid table for input ({x.quant.s:g}, {x.quant.zp}) -> output ({y.quant.s:g}, {y.quant.zp})")
-    call = f"tinyc_logistic_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {x.size}, {name});"
-    return Lowered(call=call, macs=0)
+    return lower_lut_s8(graph, op, ctx, "logistic", "sigmoid", logistic_lut)

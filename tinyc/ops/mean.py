@@ -20,14 +20,12 @@ set that forms at most two separate runs.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
 from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
-from tinyc.passes.quantize import round_half_away
+from tinyc.passes.quantize import quantize_multiplier
 
 
 def resolve_axes(axes, rank: int) -> list[int]:
@@ -63,25 +61,10 @@ def reduce_loops(shape, axes) -> list[int] | None:
     return slots
 
 
-def quantize_multiplier_double_rounding(real: float) -> tuple[int, int]:
-    """TFLite QuantizeMultiplier as built without TFLITE_SINGLE_ROUNDING: the shift is not
-    clamped to 30 (that clamp exists only for the single-rounding requantization)."""
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    mult = int(round_half_away(q * (1 << 31)))
-    if mult == 1 << 31:
-        mult //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return mult, shift
-
-
 def mean_multiplier(input_scale: float, output_scale: float, n: int) -> tuple[int, int]:
     """The (multiplier, shift) QuantizedMeanOrSum uses: Prepare's input/output ratio with 1/n folded in."""
     real = float(np.float32(input_scale)) / float(np.float32(output_scale))
-    mult, shift = quantize_multiplier_double_rounding(real)
+    mult, shift = quantize_multiplier(real)  # the double-rounding build: shift not clamped to 30
     shift_n = n.bit_length() - 1  # 63 - CountLeadingZeros(n)
     shift_n = min(shift_n, 32, 31 + shift)
     mult = (mult << shift_n) // n

@@ -89,7 +89,7 @@ def _check_pool(graph, op):
 
 
 def _lower_pool(graph, op, ctx, fn: str) -> Lowered:
-    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    y = graph.tensors[op.outputs[0]]
     g = _geometry(graph, op)
     act_min, act_max = activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp)
     call = (

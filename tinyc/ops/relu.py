@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
+from tinyc.ops._common import check_unary_s8, label
 from tinyc.passes.quantize import activation_range_s8, quantize_multiplier
 
 KINDS = ("RELU", "RELU6", "RELU_N1_TO_1")
@@ -29,10 +28,7 @@ def rescale_multiplier(input_scale: float, output_scale: float) -> tuple[int, in
 
 def check_relu(graph, op):
     lab = label(op)
-    x, y = check_s8_in_out(graph, op, lab, 1, f"int8 {op.kind.lower()}")
-    if x.size != y.size:
-        raise UnsupportedError(f"{lab} maps {x.size} values to {y.size}; elementwise ops keep the size")
-    check_per_tensor(lab, x, y)
+    x, y = check_unary_s8(graph, op, lab, f"int8 {op.kind.lower()}")
     activation_range_s8(op.kind, y.quant.s, y.quant.zp)  # raises if a bound leaves int32
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
 from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
-from tinyc.passes.quantize import round_half_away
+from tinyc.passes.quantize import quantize_multiplier
 
 SCALED_DIFF_INTEGER_BITS = 5
 MAX_DEPTH = 4095  # the Q12.19 sum of exps holds up to 4096 ones
@@ -32,12 +32,7 @@ def preprocess_softmax_scaling(beta: float, input_scale: float,
         raise ValueError(f"beta * input_scale = {real / (1 << (31 - input_integer_bits)):g} is too small")
     # QuantizeMultiplier as built without TFLITE_SINGLE_ROUNDING (the build whose MEAN results
     # 2.3.0 reproduces): no clamp of the shift to 30, so the capped multiplier gets shift 31.
-    q, shift = math.frexp(real)
-    mult = int(round_half_away(q * (1 << 31)))
-    if mult == 1 << 31:
-        mult //= 2
-        shift += 1
-    return mult, shift
+    return quantize_multiplier(real)
 
 
 def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31) -> int:
