@@ -67,12 +67,13 @@ def test_frame_layout_and_crc():
     wire = L.encode_frame(L.T_INFER, 7, payload)
     assert wire[0] == 0 and wire[-1] == 0 and 0 not in wire[1:-1]
     body = L.cobs_decode(wire[1:-1])
-    assert body[:8] == bytes([0x02, 7, 1, 0]) + struct.pack("<I", 40)
+    assert body[:8] == bytes([0x02, 7, 2, 0]) + struct.pack("<I", 40)   # protocol v2
     assert body[8:-4] == payload
     # CRC-32/IEEE: the standard check value of "123456789" is 0xCBF43926
     assert zlib.crc32(b"123456789") == 0xCBF43926
-    assert struct.unpack("<I", body[-4:])[0] == zlib.crc32(body[:-4])
-    assert L.decode_frame(wire[1:-1]) == L.Frame(L.T_INFER, 7, payload)
+    crc = struct.unpack("<I", body[-4:])[0]
+    assert crc == zlib.crc32(body[:-4])
+    assert L.decode_frame(wire[1:-1]) == L.Frame(L.T_INFER, 7, payload, version=2, crc=crc)
 
 
 def test_every_single_byte_error_is_detected():
@@ -211,7 +212,7 @@ def test_random_noise_many_samples(ad01, reference):
 def test_silent_board_times_out_naming_the_port(ad01):
     with Relayed(ad01) as r:
         r.relay.blackhole[TO_HOST] = True
-        r.session.max_rtt = 0.05      # later requests wait MIN_TIMEOUT (1 s) each
+        r.session.max_compute = 0.05  # later requests allow MIN_TIMEOUT (1 s) each
         r.session.link.retries = 2
         t0 = time.monotonic()
         with pytest.raises(TinycError) as exc:
