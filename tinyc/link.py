@@ -236,12 +236,17 @@ def parse_hello(payload: bytes) -> BoardInfo:
     in_total, out_total, arena, cycle_hz = struct.unpack_from("<IIII", payload, 20)
     n_in, n_out, meta_len = struct.unpack_from("<BBH", payload, 36)
     off = 40
+    if len(payload) < off + 4 * (n_in + n_out) + meta_len:
+        raise TinycError(f"the board's HELLO reply is truncated ({len(payload)} bytes for {n_in} input and "
+                         f"{n_out} output sizes and {meta_len} bytes of metadata): is the link noisy?")
     sizes = list(struct.unpack_from(f"<{n_in + n_out}I", payload, off))
     off += 4 * (n_in + n_out)
     meta_raw = payload[off:off + meta_len]
     try:
         meta = json.loads(meta_raw.decode("utf-8")) if meta_raw else {}
     except ValueError:
+        meta = {}
+    if not isinstance(meta, dict):
         meta = {}
     return BoardInfo(proto, CYCLE_SOURCES.get(csrc, str(csrc)), nlayers, model_hash, in_total, out_total,
                      arena, cycle_hz, sizes[:n_in], sizes[n_in:], meta)
