@@ -338,6 +338,7 @@ class Link:
         self.last_wire = 0.0        # wire time (seconds) of the last request and its reply
         self.last_deadline = 0.0    # wire time + compute allowance of the last request
         self.infer_count = 0        # the board's INFER count in its last RESULT
+        self._pings: set[int] = set()  # seqs of the handshake's HELLOs: their extra replies are expected
         self._discard_old_input()
 
     @property
@@ -444,7 +445,8 @@ class Link:
                 if frame is None:
                     break
                 if not self._answers(frame, seq, crc, want):
-                    self.stats.stale += 1
+                    if not (frame.type == T_HELLO_REPLY and frame.seq in self._pings):
+                        self.stats.stale += 1
                     continue
                 self.last_rtt = time.monotonic() - sent
                 return frame
@@ -471,7 +473,7 @@ class Link:
         ping_interval = max(ping_interval, 2 * self.wire_seconds(1024))
         timeout = max(timeout, 4 * ping_interval)
         deadline = time.monotonic() + timeout
-        sent: set[int] = set()
+        sent = self._pings = set()
         frame = None
         while frame is None:
             now = time.monotonic()
@@ -491,7 +493,7 @@ class Link:
                 if got.type == T_HELLO_REPLY and got.seq in sent:
                     frame = got
                     break
-                self.stats.stale += 1
+                self.stats.stale += 1       # a reply to a request of an earlier session
         if frame.version != PROTO_VERSION:
             raise TinycError(f"the board on {self.name} speaks protocol v{frame.version}, "
                              f"this tinyc speaks v{PROTO_VERSION}: rebuild and flash the firmware")
