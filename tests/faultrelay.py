@@ -7,8 +7,12 @@ dropped frames, corrupted bytes (so the CRC fails). It knows only that frames en
 0x00 byte, nothing else of the protocol.
 
 Random faults: probabilities per frame and direction. Scripted faults: `inject(direction,
-kind)` applies one fault to the next frame going that way. `after_frames(n, callback)`
-runs a callback (e.g. kill the emulator) once n frames have gone to the host.
+kind)` applies one fault to the next frame going that way ('split' turns one byte inside
+the frame into 0x00, cutting it in two). `hold(direction)` keeps the next frame back until
+`release(direction)` puts it on the wire in front of the following one (a very late
+reply). `after_frames(n, callback)` runs a callback (e.g. kill the emulator) once n frames
+have gone to the host. `baud` paces both directions like a UART at that rate (10 bits a
+byte), so a slow link can be tested for real.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import random
 import select
 import threading
+import time
 import tty
 from dataclasses import dataclass, field
 
@@ -40,6 +45,8 @@ class Stats:
     dropped_frames: dict = field(default_factory=lambda: {TO_BOARD: 0, TO_HOST: 0})
     dropped_bytes: dict = field(default_factory=lambda: {TO_BOARD: 0, TO_HOST: 0})
     corrupted: dict = field(default_factory=lambda: {TO_BOARD: 0, TO_HOST: 0})
+    split: dict = field(default_factory=lambda: {TO_BOARD: 0, TO_HOST: 0})
+    held: dict = field(default_factory=lambda: {TO_BOARD: 0, TO_HOST: 0})
 
 
 def _raw_fd(path: str) -> int:
@@ -50,13 +57,17 @@ def _raw_fd(path: str) -> int:
 
 class FaultRelay:
     def __init__(self, board_path: str, *, to_board: Faults | None = None, to_host: Faults | None = None,
-                 seed: int = 0, min_frame: int = 2):
+                 seed: int = 0, min_frame: int = 2, baud: int | None = None):
         self.faults = {TO_BOARD: to_board or Faults(), TO_HOST: to_host or Faults()}
         self.rng = random.Random(seed)
         self.min_frame = min_frame          # frames shorter than this (bare syncs) pass untouched
         self.stats = Stats()
         self.scripted: dict[str, list[str]] = {TO_BOARD: [], TO_HOST: []}
         self.blackhole = {TO_BOARD: False, TO_HOST: False}
+        self.baud = baud
+        self._hold = {TO_BOARD: False, TO_HOST: False}
+        self._held: dict[str, list[bytes]] = {TO_BOARD: [], TO_HOST: []}
+        self._release = {TO_BOARD: False, TO_HOST: False}
         self._after: tuple[int, callable] | None = None
         self._lock = threading.Lock()
         self.board_fd = _raw_fd(board_path)
@@ -74,6 +85,16 @@ class FaultRelay:
         """One fault on the next frame that way: 'garbage', 'drop_frame', 'drop_byte', 'corrupt'."""
         with self._lock:
             self.scripted[direction].append(kind)
+
+    def hold(self, direction: str) -> None:
+        """Keep the next frame going that way back (until release)."""
+        with self._lock:
+            self._hold[direction] = True
+
+    def release(self, direction: str) -> None:
+        """Send the held frame(s) just before the next frame going that way."""
+        with self._lock:
+            self._release[direction] = True
 
     def after_frames(self, n: int, callback, match=None) -> None:
         """callback() once n more frames (those for which match(frame_bytes) is true, if
@@ -93,10 +114,13 @@ class FaultRelay:
     # -- pump
     def _write(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
+        chunk = max(1, self.baud // 200) if self.baud else len(view)   # ~5 ms of bytes at a time
         while view and not self._stop.is_set():
             try:
-                n = os.write(fd, view)
+                n = os.write(fd, view[:chunk])
                 view = view[n:]
+                if self.baud:
+                    time.sleep(n * 10 / self.baud)
             except BlockingIOError:
                 select.select([], [fd], [], 0.05)
             except OSError:
@@ -117,18 +141,38 @@ class FaultRelay:
     def _frame(self, direction: str, unit: bytes) -> bytes:
         """A unit ending in 0x00 -> what goes on the wire. A bare sync byte may get a
         burst of garbage in front (noise between frames, ended by that sync); a frame
-        may be dropped, lose a byte or get a byte changed."""
+        may be held back, dropped, split, lose a byte or get a byte changed."""
         f = self.faults[direction]
         if len(unit) < self.min_frame:
             script = self._take_script(direction, ("garbage",))
             if script or self.rng.random() < f.garbage_burst:
                 return self._garbage(direction) + unit
             return unit
-        script = self._take_script(direction, ("drop_frame", "drop_byte", "corrupt"))
+        with self._lock:
+            if self._hold[direction]:
+                self._hold[direction] = False
+                self._held[direction].append(unit)
+                self.stats.held[direction] += 1
+                return b""
+            late = b""
+            if self._release[direction]:
+                self._release[direction] = False
+                late = b"\x00" + b"".join(self._held[direction])
+                self._held[direction].clear()
+        return late + self._damage(direction, unit)
+
+    def _damage(self, direction: str, unit: bytes) -> bytes:
+        f = self.faults[direction]
+        script = self._take_script(direction, ("drop_frame", "drop_byte", "corrupt", "split"))
         self.stats.frames[direction] += 1
         if self.blackhole[direction]:
             self.stats.dropped_frames[direction] += 1
             return b""
+        if script == "split":
+            body = bytearray(unit)
+            body[self.rng.randrange(1, len(body) - 2)] = 0   # inside the frame, not next to its sync
+            self.stats.split[direction] += 1
+            return bytes(body)
         if script == "drop_frame" or (script is None and self.rng.random() < f.drop_frame):
             self.stats.dropped_frames[direction] += 1
             return b""

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fakemodel import write_fake_model
 from faultrelay import FaultRelay, Faults
 from tinyc.boards import load_board
 from tinyc.build import build
@@ -210,27 +211,6 @@ def test_emulator_dying_midrun_keeps_partial_report(models, tmp_path, monkeypatc
 
 # ---------------------------------------------------------------------------- faults on the board
 
-FAKE_H = """#ifndef TINYC_MODEL_H
-#define TINYC_MODEL_H
-#include <stdint.h>
-#define TINYC_VERSION "test"
-#define TINYC_MODEL_HASH "fa17fa17fa17fa17"
-#define TINYC_NUM_LAYERS 2
-#define TINYC_ARENA_BYTES 4
-#define TINYC_NUM_INPUTS 1
-#define TINYC_INPUT0_BYTES 4
-#define TINYC_INPUT_BYTES_LIST 4
-#define TINYC_INPUT_BYTES_TOTAL (4)
-#define TINYC_NUM_OUTPUTS 1
-#define TINYC_OUTPUT0_BYTES 4
-#define TINYC_OUTPUT_BYTES_LIST 4
-#define TINYC_OUTPUT_BYTES_TOTAL (4)
-int tinyc_invoke_all(const void *const inputs[], void *const outputs[]);
-void tinyc_layer_begin(int layer);
-void tinyc_layer_end(int layer);
-#endif
-"""
-
 # A stand-in model: adds 1 to each byte; an input starting with 0x7f executes an undefined
 # instruction (UsageFault -> HardFault), which the firmware must report as an ERROR frame.
 FAKE_C = """#include "model.h"
@@ -263,16 +243,8 @@ int tinyc_invoke_all(const void *const inputs[], void *const outputs[])
 
 @pytest.fixture(scope="module")
 def fake_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fake") / "fake"
-    out.mkdir()
-    (out / "model.h").write_text(FAKE_H)
-    (out / "model.c").write_text(FAKE_C)
-    (out / "weights.c").write_text("/* no constants */\ntypedef int tinyc_no_weights;\n")
-    io = {"name": "x", "shape": [1, 4], "dtype": "int8", "bytes": 4, "scale": 1.0, "zero_point": 0}
-    (out / "tinyc.json").write_text(json.dumps({
-        "model_hash": "fa17fa17fa17fa17", "inputs": [io], "outputs": [dict(io, name="y")],
-        "arena_bytes": 4, "weight_bytes": 0, "layers": [{"index": 0}, {"index": 1}]}))
-    return out
+    return write_fake_model(tmp_path_factory.mktemp("fake") / "fake", FAKE_C, model_hash="fa17fa17fa17fa17",
+                            num_layers=2)
 
 
 @pytest.mark.parametrize("board_name", ["mps2-an386", "netduinoplus2"])

@@ -67,12 +67,13 @@ def test_frame_layout_and_crc():
     wire = L.encode_frame(L.T_INFER, 7, payload)
     assert wire[0] == 0 and wire[-1] == 0 and 0 not in wire[1:-1]
     body = L.cobs_decode(wire[1:-1])
-    assert body[:8] == bytes([0x02, 7, 1, 0]) + struct.pack("<I", 40)
+    assert body[:8] == bytes([0x02, 7, 2, 0]) + struct.pack("<I", 40)   # protocol v2
     assert body[8:-4] == payload
     # CRC-32/IEEE: the standard check value of "123456789" is 0xCBF43926
     assert zlib.crc32(b"123456789") == 0xCBF43926
-    assert struct.unpack("<I", body[-4:])[0] == zlib.crc32(body[:-4])
-    assert L.decode_frame(wire[1:-1]) == L.Frame(L.T_INFER, 7, payload)
+    crc = struct.unpack("<I", body[-4:])[0]
+    assert crc == zlib.crc32(body[:-4])
+    assert L.decode_frame(wire[1:-1]) == L.Frame(L.T_INFER, 7, payload, version=2, crc=crc)
 
 
 def test_every_single_byte_error_is_detected():
@@ -85,6 +86,20 @@ def test_every_single_byte_error_is_detected():
                 continue
             assert L.decode_frame(bytes(bad)) is None, (i, bit)
         assert L.decode_frame(wire[:i] + wire[i + 1:]) is None, i   # a dropped byte
+
+
+def test_false_delimiter_splits_a_frame_into_two_rejected_chunks():
+    """A byte corrupted into 0x00 cuts a frame in two: neither half is taken, the next
+    frame is, and the reader counts two resyncs."""
+    wire = L.encode_frame(L.T_RESULT, 9, bytes(range(1, 250)) * 3)
+    nxt = L.encode_frame(L.T_RESULT, 10, b"next")
+    for cut in (2, 100, len(wire) // 2, len(wire) - 3):
+        bad = bytearray(wire)
+        bad[cut] = 0
+        reader = L.FrameReader()
+        got = reader.feed(bytes(bad) + nxt)
+        assert [(f.seq, f.payload) for f in got] == [(10, b"next")], cut
+        assert reader.dropped == 2, cut
 
 
 def test_reader_resyncs_on_garbage():
@@ -172,6 +187,7 @@ def test_clean_link_bit_exact(ad01, reference):
     (TO_BOARD, "drop_byte"), (TO_HOST, "drop_byte"),
     (TO_BOARD, "corrupt"), (TO_HOST, "corrupt"),
     (TO_BOARD, "drop_frame"), (TO_HOST, "drop_frame"),
+    (TO_BOARD, "split"), (TO_HOST, "split"),
 ])
 def test_scripted_fault_is_survived(ad01, reference, direction, kind):
     xs = _inputs(3, 1)
@@ -179,6 +195,7 @@ def test_scripted_fault_is_survived(ad01, reference, direction, kind):
         s = r.session
         assert s.infer(xs[0].tobytes()).output == _expected(reference, xs[0])   # RTT known: short timeouts
         before = s.link.retransmits
+        resyncs = s.link.stats.resyncs
         r.relay.inject(direction, kind)
         t0 = time.monotonic()
         assert s.infer(xs[1].tobytes()).output == _expected(reference, xs[1])
@@ -191,9 +208,17 @@ def test_scripted_fault_is_survived(ad01, reference, direction, kind):
         else:
             assert s.link.retransmits == before + 1      # the damaged exchange was retried once
             assert elapsed < 5.0
-        counts = {"drop_byte": st.dropped_bytes, "corrupt": st.corrupted, "drop_frame": st.dropped_frames}
+        counts = {"drop_byte": st.dropped_bytes, "corrupt": st.corrupted, "drop_frame": st.dropped_frames,
+                  "split": st.split}
         if kind in counts:
             assert counts[kind][direction] == 1
+        # what reached the host damaged is counted: a frame split by a false 0x00 is two bad chunks
+        if kind == "garbage" and direction == TO_HOST:
+            assert s.link.stats.resyncs >= resyncs        # a burst is one chunk or more (or none: all 0x00)
+        else:
+            damaged_chunks = {"drop_byte": 1, "corrupt": 1, "split": 2}.get(kind, 0) if direction == TO_HOST else 0
+            assert s.link.stats.resyncs == resyncs + damaged_chunks
+        assert s.link_stats["retries"] == s.link.retransmits
 
 
 def test_random_noise_many_samples(ad01, reference):
@@ -208,10 +233,73 @@ def test_random_noise_many_samples(ad01, reference):
         assert r.session.link.retransmits >= 1
 
 
+def test_reply_from_256_requests_ago_is_not_taken(ad01, reference):
+    """A reply held back for a full turn of the 8-bit seq arrives just before the answer to
+    the request that reuses its seq: the request CRC it quotes gives it away."""
+    with Relayed(ad01) as r:
+        s = r.session
+        xs = _inputs(2, 20)
+        assert s.infer(xs[0].tobytes()).output == _expected(reference, xs[0])
+        r.relay.hold(TO_HOST)                        # the first try's RESULT goes missing...
+        assert s.infer(xs[1].tobytes()).output == _expected(reference, xs[1])
+        held_seq = s.link.seq
+        assert s.link.stats.retries == 1 and r.relay.stats.held[TO_HOST] == 1
+        filler = bytes(640)
+        while (s.link.seq + 1) & 0xFF != held_seq:   # ...for 255 more requests
+            s.infer(filler)
+        r.relay.release(TO_HOST)                     # ...and comes back now, with the same seq
+        stale = s.link.stats.stale
+        x = _inputs(1, 21)[0]
+        got = s.infer(x.tobytes())
+        assert s.link.seq == held_seq
+        assert got.output == _expected(reference, x)
+        assert s.link.stats.stale == stale + 1
+        assert s.link.stats.retries == 1 and s.link.stats.resets == 0
+
+
+def test_deadline_scales_with_the_baud_rate(ad01, reference):
+    """A link paced at 9,600 baud: an inference's frames take ~1.4 s on the wire, more than
+    the 0.5 s compute allowance; the deadline adds the wire time, so nothing is retried."""
+    from tinyc.runners import serial_board
+    server = linux.ServerProcess([str(_server_binary(ad01)), "--pty"])
+    relay = FaultRelay(server.pty, baud=9600)
+    try:
+        with serial_board.open_session(NATIVE, ad01, port=relay.path, baud=9600, timeout=0.5) as s:
+            for x in _inputs(2, 30):
+                assert s.infer(x.tobytes()).output == _expected(reference, x)
+            assert s.link.last_wire > 1.2 and s.link.last_rtt > 1.2   # really paced
+            assert s.link_stats == {"retries": 0, "resyncs": 0, "crc_errors": 0, "stale": 0, "resets": 0}
+    finally:
+        relay.close()
+        server.kill()
+
+
+def test_deadline_expiry_names_what_and_how_to_mend(ad01):
+    """The same slow link, but the host believes it runs at 115,200 baud: the deadline
+    expires, and the error names the request, the time, the baud rate and the way out."""
+    from tinyc.runners import serial_board
+    server = linux.ServerProcess([str(_server_binary(ad01)), "--pty"])
+    relay = FaultRelay(server.pty, baud=9600)
+    try:
+        s = serial_board.open_session(NATIVE, ad01, port=relay.path, baud=115200, timeout=0.3)
+        s.link.retries = 0
+        try:
+            with pytest.raises(L.LinkTimeout) as exc:
+                s.infer(bytes(640))
+        finally:
+            s.close()
+        msg = str(exc.value)
+        assert "no valid RESULT" in msg and relay.path in msg and "115,200 baud" in msg
+        assert "higher baud rate" in msg and "--timeout" in msg
+    finally:
+        relay.close()
+        server.kill()
+
+
 def test_silent_board_times_out_naming_the_port(ad01):
     with Relayed(ad01) as r:
         r.relay.blackhole[TO_HOST] = True
-        r.session.max_rtt = 0.05      # later requests wait MIN_TIMEOUT (1 s) each
+        r.session.max_compute = 0.05  # later requests allow MIN_TIMEOUT (1 s) each
         r.session.link.retries = 2
         t0 = time.monotonic()
         with pytest.raises(TinycError) as exc:

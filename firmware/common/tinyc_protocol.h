@@ -18,7 +18,8 @@
  * A frame whose length, version or CRC is wrong is dropped without a reply: the host
  * retries when its reply timer runs out.
  *
- * Host -> board: HELLO (empty; also the ping of the handshake), INFER (all input tensors,
+ * Host -> board: HELLO (empty; also the ping of the handshake; accepted with any version
+ * byte, so a host learns the version of any board), INFER (all input tensors,
  * concatenated in order), EXIT (empty).
  * Board -> host: HELLO reply, RESULT, BYE (reply to EXIT), ERROR. Payloads are laid out in
  * tinyc_server.c (and decoded in tinyc/link.py).
@@ -28,7 +29,9 @@
 
 #include <stdint.h>
 
-#define TINYC_PROTO_VERSION 1u
+#define TINYC_PROTO_VERSION 2u
+/* RESULT stack_bytes when the platform does not measure its stack */
+#define TINYC_STACK_UNKNOWN 0xFFFFFFFFu
 #define TINYC_FRAME_HEADER 8u
 #define TINYC_FRAME_CRC 4u
 
@@ -72,6 +75,13 @@ void tinyc_counter_reset(void);
 uint64_t tinyc_counter_read(void);
 /* Leave the server: semihosting exit under QEMU, exit() on Linux, a wait loop on a part. */
 void tinyc_port_exit(int code);
+/* Fill the free stack below the caller with a pattern (Cortex-M: from the stack limit to
+   the current SP; Linux: a region below the current SP). Called at start-up and right
+   before each inference. */
+void tinyc_stack_paint(void);
+/* Bytes of the painted region overwritten since tinyc_stack_paint (the high-water mark of
+   the stack below the caller), or TINYC_STACK_UNKNOWN. */
+uint32_t tinyc_stack_used(void);
 
 /* ---- what the common server provides ---- */
 

@@ -1,17 +1,20 @@
 /*
  * tinyc protocol server: the board side of tinyc/link.py (frame format in
  * tinyc_protocol.h). Shared by every target; the platform gives bytes in/out, a
- * counter and an exit (tinyc_port_* / tinyc_counter_*).
+ * counter, stack measurement and an exit (tinyc_port_* / tinyc_counter_* / tinyc_stack_*).
  *
- * Payloads (little-endian):
+ * Payloads (little-endian), protocol v2:
  *   HELLO reply  u8 proto, u8 cycle_source, u16 num_layers, char model_hash[16],
  *                u32 input_bytes_total, u32 output_bytes_total, u32 arena_bytes,
  *                u32 cycle_hz, u8 num_inputs, u8 num_outputs, u16 meta_len,
  *                u32 input_bytes[num_inputs], u32 output_bytes[num_outputs],
  *                meta (meta_len bytes of JSON: board, tinyc version, tensor names/shapes)
- *   RESULT       i32 status, u64 ticks, u16 num_layer_ticks, u16 0,
+ *   RESULT       i32 status, u64 ticks, u16 num_layer_ticks, u16 0, u32 request_crc,
+ *                u32 stack_bytes (TINYC_STACK_UNKNOWN: not measured), u32 infer_count,
  *                u32 layer_ticks[num_layer_ticks], output bytes (all outputs in order)
- *   ERROR        u16 code, u16 0, u32 detail, ASCII message
+ *   ERROR        u16 code, u16 0, u32 detail, u32 request_crc, ASCII message
+ * request_crc is the CRC field of the request frame answered (0: none), so the host can
+ * tell a late reply from the current one even when the 8-bit seq has wrapped.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -181,13 +184,19 @@ void tinyc_layer_end(int layer)
 
 /* ---- frames ---- */
 
-static void send_error_seq(uint8_t seq, uint16_t code, uint32_t detail, const char *message)
+/* The request being served: its seq and CRC are quoted in the reply (and in a fault report). */
+static uint8_t current_seq;
+static uint32_t current_crc;
+static uint32_t infer_count;
+
+static void send_error(uint16_t code, uint32_t detail, const char *message)
 {
     uint32_t n = str_len(message);
-    tx_begin(TINYC_T_ERROR, seq, 8u + n);
+    tx_begin(TINYC_T_ERROR, current_seq, 12u + n);
     tx_u16(code);
     tx_u16(0);
     tx_u32(detail);
+    tx_u32(current_crc);
     tx_bytes((const uint8_t *)message, n);
     tx_end();
 }
@@ -223,14 +232,14 @@ static void send_hello(uint8_t seq)
     tx_end();
 }
 
-static void infer(uint8_t seq, const uint8_t *payload)
+static void infer(const uint8_t *payload)
 {
     const void *inputs[TINYC_NUM_INPUTS];
     void *outputs[TINYC_NUM_OUTPUTS];
     uint32_t off = 0;
     uint64_t t0, ticks;
     int32_t status;
-    uint32_t i;
+    uint32_t i, stack;
 
     for (i = 0; i < TINYC_NUM_INPUTS; ++i) {
         inputs[i] = payload + off;
@@ -244,20 +253,26 @@ static void infer(uint8_t seq, const uint8_t *payload)
     for (i = 0; i < num_layers; ++i) {
         layer_ticks[i] = 0;
     }
+    ++infer_count;
+    tinyc_stack_paint(); /* outside the counted region: painting costs a few instructions per word */
     tinyc_counter_reset();
     t0 = tinyc_counter_read();
     status = (int32_t)tinyc_invoke_all(inputs, outputs);
     ticks = tinyc_counter_read() - t0;
+    stack = tinyc_stack_used();
     if (status != 0) {
-        send_error_seq(seq, TINYC_E_INVOKE, (uint32_t)status, "tinyc_invoke_all failed");
+        send_error(TINYC_E_INVOKE, (uint32_t)status, "tinyc_invoke_all failed");
         return;
     }
-    tx_begin(TINYC_T_RESULT, seq, 16u + 4u * TINYC_NUM_LAYERS + TINYC_OUTPUT_BYTES_TOTAL);
+    tx_begin(TINYC_T_RESULT, current_seq, 28u + 4u * TINYC_NUM_LAYERS + TINYC_OUTPUT_BYTES_TOTAL);
     tx_u32((uint32_t)status);
     tx_u32((uint32_t)ticks);
     tx_u32((uint32_t)(ticks >> 32));
     tx_u16(TINYC_NUM_LAYERS);
     tx_u16(0);
+    tx_u32(current_crc);
+    tx_u32(stack);
+    tx_u32(infer_count);
     for (i = 0; i < num_layers; ++i) {
         tx_u32(layer_ticks[i]);
     }
@@ -294,10 +309,12 @@ static uint32_t rd_u32(const uint8_t *p)
 }
 
 /*
- * Waits for the next valid frame; returns its payload length, type and seq, or -1 when
- * the link is gone. The payload is at rx.b + TINYC_FRAME_HEADER.
+ * Waits for the next valid frame; returns its payload length, type, seq and CRC, or -1
+ * when the link is gone. The payload is at rx.b + TINYC_FRAME_HEADER. A HELLO of any
+ * version is accepted (its payload is empty in every version), so that a host of any
+ * version learns which protocol this board speaks; other frames must be of this version.
  */
-static int32_t receive_frame(uint8_t *type, uint8_t *seq)
+static int32_t receive_frame(uint8_t *type, uint8_t *seq, uint32_t *frame_crc)
 {
     for (;;) {
         uint32_t n = 0, length, crc;
@@ -328,40 +345,46 @@ static int32_t receive_frame(uint8_t *type, uint8_t *seq)
             continue;
         }
         length = rd_u32(rx.b + 4);
-        if (rx.b[2] != TINYC_PROTO_VERSION || length != (uint32_t)m - TINYC_FRAME_HEADER - TINYC_FRAME_CRC) {
+        if (length != (uint32_t)m - TINYC_FRAME_HEADER - TINYC_FRAME_CRC) {
             continue;
         }
         crc = tinyc_crc32_update(0xFFFFFFFFu, rx.b, TINYC_FRAME_HEADER + length) ^ 0xFFFFFFFFu;
         if (crc != rd_u32(rx.b + TINYC_FRAME_HEADER + length)) {
             continue; /* damaged: no reply, the host retries */
         }
+        if (rx.b[2] != TINYC_PROTO_VERSION && rx.b[0] != TINYC_T_HELLO) {
+            continue;
+        }
         *type = rx.b[0];
         *seq = rx.b[1];
+        *frame_crc = crc;
         return (int32_t)length;
     }
 }
 
-static uint8_t current_seq;
 
 int tinyc_server_run(void)
 {
+    tinyc_stack_paint();
     for (;;) {
         uint8_t type, seq;
-        int32_t length = receive_frame(&type, &seq);
+        uint32_t crc;
+        int32_t length = receive_frame(&type, &seq, &crc);
         if (length < 0) {
             return 0;
         }
         current_seq = seq;
+        current_crc = crc;
         switch (type) {
         case TINYC_T_HELLO:
             send_hello(seq);
             break;
         case TINYC_T_INFER:
             if ((uint32_t)length != (uint32_t)TINYC_INPUT_BYTES_TOTAL) {
-                send_error_seq(seq, TINYC_E_BAD_LENGTH, (uint32_t)length,
-                               "INFER payload size differs from the model's inputs");
+                send_error(TINYC_E_BAD_LENGTH, (uint32_t)length,
+                           "INFER payload size differs from the model's inputs");
             } else {
-                infer(seq, rx.b + TINYC_FRAME_HEADER);
+                infer(rx.b + TINYC_FRAME_HEADER);
             }
             break;
         case TINYC_T_EXIT:
@@ -369,7 +392,7 @@ int tinyc_server_run(void)
             tx_end();
             return 0;
         default:
-            send_error_seq(seq, TINYC_E_UNKNOWN_TYPE, type, "unknown frame type");
+            send_error(TINYC_E_UNKNOWN_TYPE, type, "unknown frame type");
             break;
         }
     }
@@ -380,10 +403,11 @@ void tinyc_server_fault(uint16_t code, uint32_t detail, const char *message)
     /* report against the request being served, then stay reachable: every request gets
        the same ERROR until the host says EXIT (a board that just vanished would leave the
        host guessing, and QEMU exiting at once could lose the report in its pty) */
-    send_error_seq(current_seq, code, detail, message);
+    send_error(code, detail, message);
     for (;;) {
         uint8_t type, seq;
-        int32_t length = receive_frame(&type, &seq);
+        uint32_t crc;
+        int32_t length = receive_frame(&type, &seq, &crc);
         if (length < 0 || type == TINYC_T_EXIT) {
             if (length >= 0) {
                 tx_begin(TINYC_T_BYE, seq, 0);
@@ -392,6 +416,8 @@ void tinyc_server_fault(uint16_t code, uint32_t detail, const char *message)
             tinyc_port_exit(3);
             return;
         }
-        send_error_seq(seq, code, detail, message);
+        current_seq = seq;
+        current_crc = crc;
+        send_error(code, detail, message);
     }
 }

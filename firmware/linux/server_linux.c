@@ -80,6 +80,46 @@ uint64_t tinyc_counter_read(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- stack painting: a helper's large frame paints a region just below the caller's
+   stack; after the inference, the lowest overwritten word of that region gives the
+   high-water mark (frames of the few calls between are not counted: tens of bytes). */
+
+#define STACK_PATTERN 0xA5A5A5A5u
+#define STACK_PAINT_WORDS (256u * 1024u / 4u)
+
+static uintptr_t paint_low, paint_top;
+
+static __attribute__((noinline)) void paint_region(void)
+{
+    volatile uint32_t region[STACK_PAINT_WORDS];
+    uint32_t i;
+    for (i = 0; i < STACK_PAINT_WORDS; ++i) {
+        region[i] = STACK_PATTERN;
+    }
+    paint_low = (uintptr_t)&region[0];
+    paint_top = (uintptr_t)&region[STACK_PAINT_WORDS - 1u] + 4u;
+}
+
+void tinyc_stack_paint(void)
+{
+    paint_region();
+}
+
+uint32_t tinyc_stack_used(void)
+{
+    const volatile uint32_t *p = (const volatile uint32_t *)paint_low;
+    if (paint_top == 0) {
+        return TINYC_STACK_UNKNOWN;
+    }
+    while ((uintptr_t)p < paint_top && *p == STACK_PATTERN) {
+        ++p;
+    }
+    if ((uintptr_t)p == paint_low) {
+        return TINYC_STACK_UNKNOWN; /* deeper than the painted region */
+    }
+    return (uint32_t)(paint_top - (uintptr_t)p);
+}
+
 void tinyc_port_exit(int code)
 {
     tinyc_port_flush();

@@ -11,3 +11,4 @@ class InferResult:
     cycles: int | None = None          # per-inference count, in `cycle_unit`
     cycle_unit: str = "cycles"         # "cycles" | "instructions" | "ns"
     layer_cycles: list[int] | None = None
+    stack_bytes: int | None = None     # stack high-water mark of the inference (None: not measured)

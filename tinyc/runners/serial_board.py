@@ -16,8 +16,8 @@ from tinyc.link import Link, LinkTimeout
 from tinyc.pipeline import load_manifest
 from tinyc.runners.result import InferResult
 
-DEFAULT_TIMEOUT = 60.0      # first inference (and the ceiling for later ones), seconds
-MIN_TIMEOUT = 1.0           # later inferences wait at least this long before a retry
+DEFAULT_TIMEOUT = 60.0      # compute allowance of the first inference (and the ceiling for later ones), s
+MIN_TIMEOUT = 1.0           # later inferences allow at least this long for compute before a retry
 
 
 def cycle_unit(board: Board, emulated: bool) -> tuple[str, float]:
@@ -47,7 +47,13 @@ def serial_open(port: str, baud: int):
 
 
 class BoardSession:
-    """infer() over a Link; close() says EXIT and then lets `on_close` end the board."""
+    """infer() over a Link; close() says EXIT and then lets `on_close` end the board.
+
+    Each request's deadline is its wire time at the link's baud rate (tinyc.link adds it)
+    plus a compute allowance: `timeout` for the first inference, then a few times the
+    slowest compute time seen (reply time less wire time), at least MIN_TIMEOUT.
+    `link_stats` counts what the link survived (retries, resyncs, CRC errors, stale
+    replies, board resets)."""
 
     def __init__(self, link: Link, board: Board, *, emulated: bool, timeout: float = DEFAULT_TIMEOUT,
                  on_close=None, expect_inputs: int | None = None):
@@ -56,7 +62,7 @@ class BoardSession:
         self.timeout = timeout
         self.on_close = on_close
         self.unit, self.factor = cycle_unit(board, emulated)
-        self.max_rtt = 0.0
+        self.max_compute = None     # slowest reply time less its wire time, seconds
         self.closed = False
         self.info = link.info
         if expect_inputs is not None and self.info is not None and self.info.input_bytes_total != expect_inputs:
@@ -69,21 +75,30 @@ class BoardSession:
     def __exit__(self, *exc):
         self.close()
 
-    def _timeout(self) -> float:
-        if self.max_rtt == 0.0:
+    @property
+    def link_stats(self) -> dict:
+        """{"retries", "resyncs", "crc_errors", "stale", "resets"} so far."""
+        return self.link.stats.as_dict()
+
+    def compute_allowance(self) -> float:
+        """Seconds the next inference may compute (the wire time comes on top)."""
+        if self.max_compute is None:
             return self.timeout
-        # a lost frame costs one timeout: keep it a few times the slowest reply seen so far
-        return min(self.timeout, max(MIN_TIMEOUT, 4.0 * self.max_rtt))
+        # a lost frame costs one deadline: keep it a few times the slowest compute seen so far
+        return min(self.timeout, max(MIN_TIMEOUT, 4.0 * self.max_compute))
 
     def infer(self, data: bytes) -> InferResult:
         if self.closed:
             raise TinycError("the board session is closed")
-        raw = self.link.infer(bytes(data), timeout=self._timeout())
-        self.max_rtt = max(self.max_rtt, self.link.last_rtt)  # retries excluded: no escalation
+        raw = self.link.infer(bytes(data), timeout=self.compute_allowance())
+        # the answered try only (retries excluded): no escalation
+        compute = max(0.0, self.link.last_rtt - self.link.last_wire)
+        self.max_compute = compute if self.max_compute is None else max(self.max_compute, compute)
         f = self.factor
         cycles = int(round(raw.ticks * f))
         layers = [int(round(t * f)) for t in raw.layer_ticks] if raw.layer_ticks else None
-        return InferResult(output=raw.output, cycles=cycles, cycle_unit=self.unit, layer_cycles=layers)
+        return InferResult(output=raw.output, cycles=cycles, cycle_unit=self.unit, layer_cycles=layers,
+                           stack_bytes=raw.stack_bytes)
 
     def close(self) -> None:
         if self.closed:
@@ -114,7 +129,7 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
         raise TinycError(f"board {board.name} has no serial port: give --port")
     baud = baud or int(serial_cfg.get("baud", board.raw.get("uart", {}).get("baud", 115200)))
     stream = serial_open(port, baud)
-    link = Link(stream, name=port, timeout=timeout)
+    link = Link(stream, name=port, timeout=timeout, baud=baud)
     expect = model_hash or manifest.get("model_hash")
     try:
         link.handshake(timeout=handshake_timeout, expect_hash=expect)
