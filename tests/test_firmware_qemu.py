@@ -23,7 +23,7 @@ from tinyc.build import build
 from tinyc.errors import TinycError
 from tinyc.link import T_RESULT, BoardError, decode_frame
 from tinyc.convert import convert
-from tinyc.outdir import load_manifest
+from tinyc.outdir import LayerInfo, Manifest, TensorInfo, load_manifest, save_manifest
 from tinyc.runners import open_session, qemu
 from tinyc.samples import random_inputs
 from tinyc.validate import validate
@@ -270,9 +270,11 @@ def fake_model(tmp_path_factory):
     (out / "model.c").write_text(FAKE_C)
     (out / "weights.c").write_text("/* no constants */\ntypedef int tinyc_no_weights;\n")
     io = {"name": "x", "shape": [1, 4], "dtype": "int8", "bytes": 4, "scale": 1.0, "zero_point": 0}
-    (out / "tinyc.json").write_text(json.dumps({
-        "model_hash": "fa17fa17fa17fa17", "inputs": [io], "outputs": [dict(io, name="y")],
-        "arena_bytes": 4, "weight_bytes": 0, "layers": [{"index": 0}, {"index": 1}]}))
+    save_manifest(out, Manifest(
+        tinyc_version="test", board="mps2-an386", model_hash="fa17fa17fa17fa17", source=None, ops=["FAKE"],
+        inputs=[TensorInfo(**io)], outputs=[TensorInfo(**dict(io, name="y"))], arena_bytes=4, arena_order=[],
+        weight_bytes=0, code_bytes=None, macs=0,
+        layers=[LayerInfo(0, "spin", "FAKE", 0), LayerInfo(1, "add", "FAKE", 0)]))
     return out
 
 

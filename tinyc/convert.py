@@ -25,7 +25,7 @@ from tinyc.codegen import check_supported, generate
 from tinyc.errors import TinycError
 from tinyc.frontend import model_format
 from tinyc.frontend.tflite import graph_to_tflite, load_tflite, tflite_to_graph
-from tinyc.ir import Graph
+from tinyc.ir import Graph, first_float_op
 from tinyc.metrics.accuracy import evaluate
 from tinyc.metrics.compression import compression_summary
 from tinyc.outdir import MODEL_TFLITE, LayerInfo, Manifest, TensorInfo, save_manifest, staging, update_manifest
@@ -55,18 +55,6 @@ class ConvertResult:
     warnings: list[str] = field(default_factory=list)   # things the user should fix or know
     notes: list[str] = field(default_factory=list)      # harmless remarks (options not used)
     prepared: PreparedModel | None = None                # the quantized model, for float input
-
-
-# Ops that only move float bytes (after a DEQUANTIZE at a float-I/O model's edge).
-_FLOAT_OK = {"DEQUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
-
-
-def first_float_op(graph: Graph) -> int | None:
-    """Index of the first op that computes in float32, or None for an int8 graph."""
-    for i, op in enumerate(graph.ops):
-        if op.kind not in _FLOAT_OK and op.outputs and graph.tensors[op.outputs[0]].dtype == "float32":
-            return i
-    return None
 
 
 def convert(model, outdir, options: ConvertOptions | None = None,

@@ -171,3 +171,15 @@ def op_macs(graph: Graph, op: Op) -> int:
     if op.kind in ("ADD", "MUL", "SOFTMAX", "LOGISTIC"):
         return out.size
     return 0
+
+
+# Ops that only move float bytes (after a DEQUANTIZE at a float-I/O model's edge).
+_FLOAT_OK = {"DEQUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+
+
+def first_float_op(graph: Graph) -> int | None:
+    """Index of the first op that computes in float32, or None for an int8 graph."""
+    for i, op in enumerate(graph.ops):
+        if op.kind not in _FLOAT_OK and op.outputs and graph.tensors[op.outputs[0]].dtype == "float32":
+            return i
+    return None

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend.tflite import dtype_name, io_tensors, is_constant, op_name, parse_model, tensor_name
+from tinyc.quantize.keras import captured_output, quiet_tf_env
 
 EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
 
@@ -87,7 +88,6 @@ def check_float_model(data: bytes, source: str) -> None:
 def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *, per_tensor: bool = False,
                           io: str = "int8") -> bytes:
     """Calibrate a float flatbuffer with `representative` and quantize it to full int8."""
-    from tinyc.quantize.keras import captured_output, quiet_tf_env
 
     quiet_tf_env()
     with captured_output():
@@ -113,7 +113,6 @@ def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *
 
 def calibration_ranges(data: bytes, representative: Callable[[], Iterable]) -> dict[str, tuple[float, float]]:
     """tensor name -> (min, max) recorded by TFLite's calibrator (what the quantizer uses)."""
-    from tinyc.quantize.keras import captured_output, quiet_tf_env
 
     quiet_tf_env()
     with captured_output():

@@ -21,7 +21,8 @@ import numpy as np
 
 from tinyc.errors import TinycError
 from tinyc.frontend import model_format
-from tinyc.frontend.tflite import parse_model
+from tinyc.frontend.tflite import load_tflite, parse_model
+from tinyc.ir import first_float_op
 from tinyc.progress import Progress
 from tinyc.quantize import float_tflite as ft
 from tinyc.quantize import keras as kf
@@ -51,11 +52,10 @@ class PreparedModel:
 
 
 def is_float_model(path, fmt: str | None = None) -> bool:
-    """True for Keras models and float .tflite files (they need calibration data)."""
+    """True for Keras models and float .tflite files (they need calibration data): the same
+    test `tinyc.convert` applies, on the IR."""
     fmt = fmt or model_format(path)
-    if fmt != "tflite":
-        return True
-    return ft.classify(parse_model(Path(path).read_bytes(), str(path))) in ("float", "hybrid")
+    return fmt != "tflite" or first_float_op(load_tflite(path)) is not None
 
 
 def _representative(samples: np.ndarray, progress: Progress | None):

@@ -1,4 +1,4 @@
-"""The per-layer quantization report (tinyc/qreport.py)."""
+"""The per-layer quantization report (tinyc/quantize/sqnr.py)."""
 
 from __future__ import annotations
 
