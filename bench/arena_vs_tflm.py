@@ -5,8 +5,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tinyc.pipeline import convert_model
-from tinyc.tflm import tflm_arena
+from tflm import tflm_arena
+
+from tinyc.convert import convert
 
 MODELS = ["ad01_int8", "kws_ref_model", "str_ww_ref_model", "pretrainedResnet_quant",
           "pretrainedResnet_large_int8", "vww_96_int8"]
@@ -19,9 +20,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in MODELS:
             path = mlperf / f"{name}.tflite"
-            m = convert_model(path, Path(tmp) / name).manifest
-            ours = m["arena_bytes"]
-            with_io = ours + sum(t["bytes"] for t in m["inputs"] + m["outputs"])
+            m = convert(path, Path(tmp) / name).manifest
+            ours = m.arena_bytes
+            with_io = ours + sum(t.bytes for t in m.inputs + m.outputs)
             tflm = tflm_arena(path)
             print(f"| {name} | {ours:,} | {with_io:,} | {tflm['total']:,} | {tflm.get('head', 0):,} / {tflm.get('tail', 0):,} "
                   f"| {ours / tflm['total']:.2f} |")

@@ -34,13 +34,14 @@ sys.path.insert(0, str(REPO))
 
 from tinyc.boards import load_board  # noqa: E402
 from tinyc.build import build  # noqa: E402
-from tinyc.compress import CompressOptions, convert_compressed  # noqa: E402
-from tinyc.convert_cli import convert_any  # noqa: E402
+from tinyc.convert import ConvertOptions, convert, convert_graph  # noqa: E402
 from tinyc.frontend.tflite import load_tflite  # noqa: E402
-from tinyc.passes.prune import PruneOptions, TrainOptions, prune_keras, weight_layers  # noqa: E402
-from tinyc.pipeline import convert_graph, load_manifest  # noqa: E402
+from tinyc.metrics.speed import layer_instructions  # noqa: E402
+from tinyc.outdir import TensorInfo, load_manifest  # noqa: E402
+from tinyc.passes.compress import CompressOptions  # noqa: E402
+from tinyc.passes.prune import PruneOptions, weight_layers  # noqa: E402
+from tinyc.quantize.finetune import TrainOptions, prune_keras  # noqa: E402
 from tinyc.reference import Reference  # noqa: E402
-from tinyc.report import layer_instructions  # noqa: E402
 from tinyc.runners import open_session  # noqa: E402
 from tinyc.samples import random_inputs, to_record  # noqa: E402
 
@@ -88,18 +89,18 @@ def float_error(model, x, y) -> float:
     return error_rate(np.argmax(model.predict(x, verbose=0), axis=1), y)
 
 
-def quantize_input(x, inp: dict) -> np.ndarray:
+def quantize_input(x, inp: TensorInfo) -> np.ndarray:
     """Float samples as the model's int8 input (`inp`: a tinyc.json input)."""
-    return np.clip(np.round(x / inp["scale"]) + inp["zero_point"], -128, 127).astype(np.int8)
+    return np.clip(np.round(x / inp.scale) + inp.zero_point, -128, 127).astype(np.int8)
 
 
 def c_error(outdir: Path, x, y) -> float:
     """Test error of the generated C on the host (inputs quantized as the model's input)."""
-    q = quantize_input(x, load_manifest(outdir)["inputs"][0])
+    q = quantize_input(x, load_manifest(outdir).inputs[0])
     board = load_board("host")
     build(outdir, board)
     with open_session(board, outdir, timeout=600) as s:
-        res = s.run_batch([q[i:i + 1].tobytes() for i in range(len(q))])
+        res = s.infer_many([q[i:i + 1].tobytes() for i in range(len(q))])
     out = np.stack([np.frombuffer(r.output, np.int8) for r in res])
     return error_rate(np.argmax(out, axis=1), y)
 
@@ -123,7 +124,8 @@ def run_lenet(name, make, targets, xtr, ytr, xte, yte, work: Path, epochs: int, 
 
     _, rows = prune_keras(model, xtr, ytr, PruneOptions(per_layer=targets, exclude_first_last=False),
                           TrainOptions(epochs=ft_epochs, batch_size=32, learning_rate=5e-4, validation_split=0.1),
-                          progress=lambda s: print(s, flush=True))
+                          progress=lambda stage, done, total, note="": print(f"  {stage} {done}/{total} {note}",
+                                                                            flush=True))
     err_pruned_float = float_error(model, xte, yte)
     path = work / f"{name}.keras"
     model.save(path)
@@ -131,22 +133,22 @@ def run_lenet(name, make, targets, xtr, ytr, xte, yte, work: Path, epochs: int, 
 
     out = work / f"{name}_compressed"
     with quiet():
-        convert_any(path, out, "host", calib=work / "calib.npz", per_tensor=per_tensor,
-                    compress_options=CompressOptions(PruneOptions(), "auto", report=True))
-    manifest = load_manifest(out)
-    comp = manifest["compression"]
+        manifest = convert(path, out, ConvertOptions(calib=work / "calib.npz", per_tensor=per_tensor,
+                                                     compress=CompressOptions(PruneOptions(), "auto", report=True))
+                           ).manifest
+    comp = manifest.section("compression")
     err_comp = c_error(out, xte, yte)
     # the same pruned int8 model with raw weights
     raw = work / f"{name}_raw"
     convert_graph(load_tflite(out / "model.tflite"), raw, "host")
     err_raw = c_error(raw, xte, yte)
-    sample = quantize_input(xte[:1], manifest["inputs"][0]).tobytes()
+    sample = quantize_input(xte[:1], manifest.inputs[0]).tobytes()
     ins_c, ins_r = layer_instructions(out, sample), layer_instructions(raw, sample)
     return {
-        "name": name, "params": params, "float_bytes": 4 * params, "compressed_bytes": manifest["weight_bytes"],
-        "int8_bytes": comp["int8_bytes"], "ratio": 4 * params / manifest["weight_bytes"],
+        "name": name, "params": params, "float_bytes": 4 * params, "compressed_bytes": manifest.weight_bytes,
+        "int8_bytes": comp["int8_bytes"], "ratio": 4 * params / manifest.weight_bytes,
         "err_float": err_float, "err_pruned_float": err_pruned_float, "err_int8_raw": err_raw, "err_comp": err_comp,
-        "sparsity": comp["sparsity"], "layers": comp["layers"], "manifest_layers": manifest["layers"],
+        "sparsity": comp["sparsity"], "layers": comp["layers"], "manifest_layers": manifest.to_dict()["layers"],
         "ins_raw": ins_r, "ins_comp": ins_c, "keras_pruning": rows,
     }
 
@@ -165,12 +167,12 @@ def mlperf_rows(n_samples: int) -> list[dict]:
             raw = convert_graph(g, work / "raw", "host")
             layers = weight_layers(g)[1:-1]   # each layer but the first and last to 50%
             opts = PruneOptions(per_layer={l.name: 0.5 for l in layers})
-            comp = convert_compressed(g, work / "comp", "host", CompressOptions(opts, "auto"))
-            smallest = convert_compressed(g, work / "small", "host", CompressOptions(opts, "smallest"))
+            comp = convert(path, work / "comp", ConvertOptions(compress=CompressOptions(opts, "auto")))
+            smallest = convert(path, work / "small", ConvertOptions(compress=CompressOptions(opts, "smallest")))
             before = sum(int((g.tensors[l.weight].data == 0).sum()) for l in weight_layers(g))
             total = sum(g.tensors[l.weight].size for l in weight_layers(g))
             ref0, ref1 = Reference(path), Reference(work / "comp" / "model.tflite")
-            samples = random_inputs(raw.manifest["inputs"], n_samples, seed=0)
+            samples = random_inputs(raw.manifest.inputs, n_samples, seed=0)
             agree, err = 0, []
             for s in samples:
                 a, b = ref0.run(*s)[0], ref1.run(*s)[0]
@@ -180,15 +182,15 @@ def mlperf_rows(n_samples: int) -> list[dict]:
             board = load_board("host")
             build(work / "comp", board)
             with open_session(board, work / "comp", timeout=600) as sess:
-                res = sess.run_batch([to_record(s) for s in samples[:10]])
+                res = sess.infer_many([to_record(s) for s in samples[:10]])
             exact = sum(r.output == ref1.run(*s)[0].tobytes() for r, s in zip(res, samples[:10]))
-            c = comp.manifest["compression"]
+            c = comp.manifest.section("compression")
             kinds = {}
             for l in c["layers"]:
                 kinds[l["encoding"]] = kinds.get(l["encoding"], 0) + 1
-            rows.append({"model": fname, "int8_bytes": raw.manifest["weight_bytes"],
-                         "compressed_bytes": comp.manifest["weight_bytes"], "sparsity": c["sparsity"],
-                         "smallest_bytes": smallest.manifest["weight_bytes"],
+            rows.append({"model": fname, "int8_bytes": raw.manifest.weight_bytes,
+                         "compressed_bytes": comp.manifest.weight_bytes, "sparsity": c["sparsity"],
+                         "smallest_bytes": smallest.manifest.weight_bytes,
                          "sparsity_before": before / total,
                          "top1_agreement": agree / n_samples if classifier else None,
                          "mean_abs_diff_lsb": float(np.mean(err)), "bit_exact": f"{exact}/10", "encodings": kinds})

@@ -79,7 +79,7 @@ def digits_assets(tmp_path_factory) -> DigitsAssets:
     if "assets" in _CACHE:
         return _CACHE["assets"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tinyc.frontend.keras import convert_float
+    from tinyc.quantize.keras import convert_float
 
     d = tmp_path_factory.mktemp("digits")
     model, (xtr, ytr, xte, yte) = train_digits_cnn()

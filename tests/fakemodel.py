@@ -4,8 +4,9 @@ frame of known size)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from tinyc.outdir import LayerInfo, Manifest, TensorInfo, save_manifest
 
 MODEL_H = """#ifndef TINYC_MODEL_H
 #define TINYC_MODEL_H
@@ -36,7 +37,9 @@ def write_fake_model(out: Path, model_c: str, *, model_hash: str, num_layers: in
     (out / "model.c").write_text(model_c)
     (out / "weights.c").write_text("/* no constants */\ntypedef int tinyc_no_weights;\n")
     io = {"name": "x", "shape": [1, 4], "dtype": "int8", "bytes": 4, "scale": 1.0, "zero_point": 0}
-    (out / "tinyc.json").write_text(json.dumps({
-        "model_hash": model_hash, "inputs": [io], "outputs": [dict(io, name="y")],
-        "arena_bytes": 4, "weight_bytes": 0, "layers": [{"index": i} for i in range(num_layers)]}))
+    save_manifest(out, Manifest(
+        tinyc_version="test", board="mps2-an386", model_hash=model_hash, source=None, ops=["FAKE"],
+        inputs=[TensorInfo(**io)], outputs=[TensorInfo(**dict(io, name="y"))], arena_bytes=4, arena_order=[],
+        weight_bytes=0, code_bytes=None, macs=0,
+        layers=[LayerInfo(i, f"layer{i}", "FAKE", 0) for i in range(num_layers)]))
     return out

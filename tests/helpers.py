@@ -12,8 +12,8 @@ import numpy as np
 
 from tinyc.boards import load_board
 from tinyc.build import build
+from tinyc.convert import ConvertOptions, convert
 from tinyc.frontend.tflite import load_tflite
-from tinyc.pipeline import convert_model
 from tinyc.reference import Reference
 from tinyc.runners import open_session
 from tinyc.samples import float_input_ranges, random_inputs, to_record, from_record
@@ -59,7 +59,7 @@ def assert_bit_exact(model, tmp_path: Path, n_random: int = 100, inputs=None, bo
     assert that every output byte equals LiteRT BUILTIN_REF run on OUTDIR/model.tflite.
 
     inputs: optional list of samples (each a list of arrays, one per model input), run in
-    addition to n_random random samples. Returns the manifest plus the counts.
+    addition to n_random random samples. Returns the manifest's fields plus the counts.
     """
     tmp_path = Path(tmp_path)
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -69,26 +69,23 @@ def assert_bit_exact(model, tmp_path: Path, n_random: int = 100, inputs=None, bo
     else:
         path = Path(model)
     outdir = tmp_path / f"out_{path.stem}"
-    result = convert_model(path, outdir, board)
+    result = convert(path, outdir, ConvertOptions(board=board))
     manifest = result.manifest
     b = load_board(board)
     build(outdir, b)
     graph = load_tflite(outdir / "model.tflite")
-    samples = list(inputs or []) + random_inputs(manifest["inputs"], n_random, seed=seed,
+    samples = list(inputs or []) + random_inputs(manifest.inputs, n_random, seed=seed,
                                                  float_ranges=float_input_ranges(graph))
     ref = Reference(outdir / "model.tflite")
     with open_session(b, outdir) as session:
-        if hasattr(session, "run_batch"):
-            results = session.run_batch([to_record(s) for s in samples])
-        else:
-            results = [session.infer(to_record(s)) for s in samples]
+        results = session.infer_many([to_record(s) for s in samples])
     bad = []
     for i, (sample, res) in enumerate(zip(samples, results)):
         expected = ref.run(*sample)
-        got = from_record(res.output, manifest["outputs"])
+        got = from_record(res.output, manifest.outputs)
         for k, (g, e) in enumerate(zip(got, expected)):
             if g.tobytes() != e.astype(g.dtype).tobytes():
                 diff = np.abs(g.astype(np.float64) - e.astype(np.float64))
                 bad.append(f"sample {i} output {k}: {int(np.sum(g != e))} of {g.size} differ, max {diff.max()}")
     assert not bad, f"{path.name}: {len(bad)} mismatching outputs vs BUILTIN_REF; first: {bad[:3]}"
-    return {**manifest, "samples": len(samples), "outdir": outdir}
+    return {**manifest.to_dict(), "samples": len(samples), "outdir": outdir}

@@ -13,9 +13,9 @@ from tinyc.boards import board_names, load_board, runner_status
 from tinyc.build import build
 from tinyc.cli import main as cli
 from tinyc.errors import TinycError
-from tinyc.firmware import build_firmware, image_sizes
+from tinyc.build.firmware import build_firmware, image_sizes
 from tinyc.frontend.tflite import load_tflite
-from tinyc.pipeline import convert_model
+from tinyc.convert import convert
 
 FIRMWARE_BOARDS = ["mps2-an386", "mps2-an500", "mps3-an547", "netduinoplus2", "nucleo-f446re", "rpi4"]
 
@@ -64,7 +64,7 @@ def test_boards_command_lists_memory_and_availability():
 @pytest.fixture(scope="module")
 def ad01(tmp_path_factory, mlperf_dir):
     out = tmp_path_factory.mktemp("boards") / "ad01"
-    convert_model(mlperf_dir / "ad01_int8.tflite", out)
+    convert(mlperf_dir / "ad01_int8.tflite", out)
     return out
 
 

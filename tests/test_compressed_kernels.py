@@ -12,8 +12,8 @@ import pytest
 from helpers import convert_keras_int8
 from tinyc.boards import load_board
 from tinyc.build import build
-from tinyc.compress import CompressOptions
-from tinyc.convert_cli import convert_any
+from tinyc.convert import ConvertOptions, convert
+from tinyc.passes.compress import CompressOptions
 from tinyc.frontend.tflite import graph_to_tflite, load_tflite
 from tinyc.passes import encode as E
 from tinyc.passes.prune import PruneOptions, weight_layers
@@ -74,20 +74,20 @@ def weights_c_bytes(outdir: Path) -> int:
 
 def run_compressed(model: Path, tmp_path: Path, options: CompressOptions, n: int = 40) -> dict:
     outdir = tmp_path / "out"
-    result = convert_any(model, outdir, "host", compress_options=options)
+    result = convert(model, outdir, ConvertOptions(compress=options))
     board = load_board("host")
     build(outdir, board)
     ref = Reference(outdir / "model.tflite")
-    samples = random_inputs(result.manifest["inputs"], n, seed=3)
+    samples = random_inputs(result.manifest.inputs, n, seed=3)
     with open_session(board, outdir) as s:
-        got = s.run_batch([to_record(x) for x in samples])
+        got = s.infer_many([to_record(x) for x in samples])
     bad = 0
     for x, r in zip(samples, got):
-        out = from_record(r.output, result.manifest["outputs"])[0]
+        out = from_record(r.output, result.manifest.outputs)[0]
         bad += out.tobytes() != ref.run(*x)[0].astype(out.dtype).tobytes()
     assert bad == 0, f"{bad} of {n} samples differ from BUILTIN_REF"
-    assert result.manifest["weight_bytes"] == weights_c_bytes(outdir)
-    return {**result.manifest, "outdir": outdir}
+    assert result.manifest.weight_bytes == weights_c_bytes(outdir)
+    return {**result.manifest.to_dict(), "outdir": outdir}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -162,8 +162,8 @@ def test_auto_is_never_larger_than_raw(models, tmp_path):
     assert c["compression_rate_vs_float32"] == pytest.approx(c["float32_bytes"] / m["weight_bytes"])
     assert c["space_saving_rate_vs_int8"] == pytest.approx((c["int8_bytes"] - m["weight_bytes"]) / m["weight_bytes"])
     assert c["int8_bytes"] > m["weight_bytes"]
-    raw = convert_any(models["conv"], tmp_path / "raw", "host")   # the plain int8 build, measured
-    assert c["int8_bytes"] == raw.manifest["weight_bytes"]
+    raw = convert(models["conv"], tmp_path / "raw")   # the plain int8 build, measured
+    assert c["int8_bytes"] == raw.manifest.weight_bytes
 
 
 def test_report_command_measures_speed_and_flash(models, tmp_path):

@@ -23,7 +23,8 @@ from tinyc.boards import load_board
 from tinyc.build import build
 from tinyc.errors import TinycError
 from tinyc.link import T_RESULT, BoardError, decode_frame
-from tinyc.pipeline import convert_model, load_manifest
+from tinyc.convert import convert
+from tinyc.outdir import load_manifest
 from tinyc.runners import open_session, qemu
 from tinyc.samples import random_inputs
 from tinyc.validate import validate
@@ -45,7 +46,7 @@ def models(tmp_path_factory, mlperf_dir):
     out = {}
     for name in MODELS:
         out[name] = root / name
-        convert_model(mlperf_dir / f"{name}.tflite", out[name])
+        convert(mlperf_dir / f"{name}.tflite", out[name])
     return out
 
 
@@ -56,7 +57,7 @@ def golden(mlperf_dir):
 
 def _validate(outdir: Path, board, n: int, seed: int = 0, **kw):
     build(outdir, board)
-    samples = random_inputs(load_manifest(outdir)["inputs"], n, seed=seed)
+    samples = random_inputs(load_manifest(outdir).inputs, n, seed=seed)
     return validate(outdir, board, samples, **kw)
 
 
@@ -64,7 +65,7 @@ def _check_summary(summary, n, manifest, unit="instructions"):
     assert summary.error is None, summary.error
     assert summary.samples == n and summary.bit_exact == n, summary.as_dict()
     assert summary.cycle_unit == unit and len(summary.cycles) == n and min(summary.cycles) > 0
-    assert summary.layer_cycles_sum is not None and len(summary.layer_cycles_sum) == len(manifest["layers"])
+    assert summary.layer_cycles_sum is not None and len(summary.layer_cycles_sum) == len(manifest.layers)
     # the layers run inside the measured region: their sum cannot exceed the total
     assert sum(summary.layer_cycles_sum) <= sum(summary.cycles)
 
@@ -80,14 +81,14 @@ def test_mlperf_bit_exact_on_mps2_an386(models, name):
 def test_mlperf_on_netduinoplus2_or_refused_with_numbers(models, name):
     board = load_board("netduinoplus2")
     m = load_manifest(models[name])
-    io = sum(t["bytes"] for t in m["inputs"] + m["outputs"])
+    io = sum(t.bytes for t in m.inputs + m.outputs)
     stack = board.raw["memory"]["stack_bytes"]
-    fits = m["weight_bytes"] < board.flash_bytes and m["arena_bytes"] + io + stack <= board.ram_bytes
+    fits = m.weight_bytes < board.flash_bytes and m.arena_bytes + io + stack <= board.ram_bytes
     if not fits:
         with pytest.raises(TinycError) as exc:
             build(models[name], board)
         msg = str(exc.value)
-        need = m["arena_bytes"] + io + stack
+        need = m.arena_bytes + io + stack
         assert f"{need:,} bytes" in msg and "131,072 bytes" in msg and f"over by {need - 131072:,} bytes" in msg
         return
     s = _validate(models[name], board, min(MODELS[name], 2), seed=1)
@@ -128,7 +129,7 @@ def test_two_runs_give_identical_instruction_counts(models):
     board = load_board("mps2-an386")
     out = models["kws_ref_model"]
     build(out, board)
-    samples = random_inputs(load_manifest(out)["inputs"], 3, seed=7)
+    samples = random_inputs(load_manifest(out).inputs, 3, seed=7)
     runs = []
     for _ in range(2):
         with open_session(board, out) as s:
@@ -142,7 +143,7 @@ def test_wrong_model_in_qemu_is_refused_with_both_hashes(models):
     board = load_board("mps2-an386")
     out = models["ad01_int8"]
     build(out, board)
-    real = load_manifest(out)["model_hash"]
+    real = load_manifest(out).model_hash
     with pytest.raises(TinycError) as exc:
         open_session(board, out, model_hash="feedfacefeedface")
     assert real in str(exc.value) and "feedfacefeedface" in str(exc.value)

@@ -11,10 +11,11 @@ import pytest
 
 from helpers import assert_bit_exact
 from tinyc.boards import load_board
-from tinyc.frontend import float_tflite as ft
-from tinyc.passes.quantize import dequantize_array, quantize_array
-from tinyc.qreport import _interpreter
-from tinyc.quantize_model import prepare_int8
+from tinyc.frontend import tflite as tfl
+from tinyc.quantize import float_tflite as ft
+from tinyc.quant_math import dequantize_array, quantize_array
+from tinyc.quantize.sqnr import interpreter
+from tinyc.quantize.prepare import prepare_int8
 from tinyc.runners import open_session
 
 
@@ -37,13 +38,13 @@ def smooth_images(n: int, size: int, scale: float, seed: int = 0) -> np.ndarray:
 def test_ad01_anomaly_score_within_2_percent(mlperf_dir, tmp_path):
     x = ad01_windows(mlperf_dir)
     prepared = prepare_int8(mlperf_dir / "ad01_fp32.tflite", calib=x)
-    m = ft.read_model(prepared.tflite)
-    q_in, q_out = (t.quantization for t in (ft.io_tensors(m)[0][0], ft.io_tensors(m)[1][0]))
+    m = tfl.parse_model(prepared.tflite)
+    q_in, q_out = (t.quantization for t in (tfl.io_tensors(m)[0][0], tfl.io_tensors(m)[1][0]))
     records = [[quantize_array(w[None], float(q_in.scale[0]), int(q_in.zeroPoint[0]))] for w in x]
     info = assert_bit_exact(prepared.tflite, tmp_path, n_random=10, inputs=records[:20])
 
     # float model's anomaly score: mean over windows of the reconstruction MSE
-    it = _interpreter(prepared.float_model.tflite, reference=False, preserve=False)
+    it = interpreter(prepared.float_model.tflite, reference=False, preserve=False)
     i, o = it.get_input_details()[0], it.get_output_details()[0]
     float_mse = []
     for w in x:
@@ -54,7 +55,7 @@ def test_ad01_anomaly_score_within_2_percent(mlperf_dir, tmp_path):
 
     # the generated C on the host, all 196 windows
     with open_session(load_board("host"), info["outdir"]) as s:
-        results = s.run_batch([r[0].tobytes() for r in records])
+        results = s.infer_many([r[0].tobytes() for r in records])
     c_mse = []
     for w, res in zip(x, results):
         out = dequantize_array(np.frombuffer(res.output, np.int8), q_out.scale, q_out.zeroPoint)
@@ -68,12 +69,12 @@ def test_ad01_anomaly_score_within_2_percent(mlperf_dir, tmp_path):
 def test_float_image_models_bit_exact(mlperf_dir, tmp_path, name, size, scale):
     calib = smooth_images(48, size, scale)
     prepared = prepare_int8(mlperf_dir / f"{name}.tflite", calib=calib)
-    assert ft.classify(ft.read_model(prepared.tflite)) == "int8"
+    assert ft.classify(tfl.parse_model(prepared.tflite)) == "int8"
     report = prepared.report
-    assert len(report["layers"]) == len(ft.read_model(prepared.tflite).subgraphs[0].operators)
+    assert len(report["layers"]) == len(tfl.parse_model(prepared.tflite).subgraphs[0].operators)
     assert len(report["worst"]) == 5
     test = smooth_images(12, size, scale, seed=1)
-    m = ft.read_model(prepared.tflite)
-    q = ft.io_tensors(m)[0][0].quantization
+    m = tfl.parse_model(prepared.tflite)
+    q = tfl.io_tensors(m)[0][0].quantization
     real = [[quantize_array(s[None], float(q.scale[0]), int(q.zeroPoint[0]))] for s in test]
     assert_bit_exact(prepared.tflite, tmp_path, n_random=8, inputs=real)

@@ -8,7 +8,7 @@ import pytest
 
 from tinyc.boards import load_board
 from tinyc.build import build
-from tinyc.pipeline import convert_model
+from tinyc.convert import convert
 from tinyc.runners import open_session
 
 
@@ -23,11 +23,11 @@ def quantize(x, scale, zp):
 
 def run_c(model_path, tmp_path, samples):
     outdir = tmp_path / "out"
-    convert_model(model_path, outdir)
+    convert(model_path, outdir)
     board = load_board("host")
     build(outdir, board)
     with open_session(board, outdir) as s:
-        return [np.frombuffer(r.output, np.int8) for r in s.run_batch([x.tobytes() for x in samples])]
+        return [np.frombuffer(r.output, np.int8) for r in s.infer_many([x.tobytes() for x in samples])]
 
 
 def case_inputs(case, mlperf_dir):

@@ -1,4 +1,4 @@
-"""Keras and float .tflite models in, full-int8 out (tinyc.quantize_model.prepare_int8).
+"""Keras and float .tflite models in, full-int8 out (tinyc.quantize.prepare.prepare_int8).
 
 The digits CNN (tests/digits_cnn.py) is trained once per session. Expected accuracies come
 from Keras / LiteRT (BUILTIN_REF for int8), bit-exactness from tests/helpers.assert_bit_exact.
@@ -13,9 +13,10 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from digits_cnn import digits_assets
 from helpers import assert_bit_exact
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.frontend import float_tflite as ft
-from tinyc.passes.quantize import dequantize_array, quantize_array
-from tinyc.quantize_model import is_float_model, prepare_int8
+from tinyc.frontend import tflite as tfl
+from tinyc.quantize import float_tflite as ft
+from tinyc.quant_math import dequantize_array, quantize_array
+from tinyc.quantize.prepare import is_float_model, prepare_int8
 
 DIGITS_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"}
 
@@ -36,8 +37,8 @@ def from_tflite(digits):
 
 
 def _ops(data: bytes) -> list[str]:
-    m = ft.read_model(data)
-    return [ft.op_name(m, o) for o in m.subgraphs[0].operators]
+    m = tfl.parse_model(data)
+    return [tfl.op_name(m, o) for o in m.subgraphs[0].operators]
 
 
 def _int8_accuracy(data: bytes, x: np.ndarray, y: np.ndarray) -> float:
@@ -81,10 +82,10 @@ def test_is_float_model(digits, mlperf_dir):
 def test_keras_digits_converts_full_int8(from_keras):
     ops = _ops(from_keras.tflite)
     assert set(ops) == DIGITS_OPS, ops  # BatchNorm folded, ReLU fused, Dropout gone
-    assert ft.classify(ft.read_model(from_keras.tflite)) == "int8"
-    m = ft.read_model(from_keras.tflite)
-    ins, outs = ft.io_tensors(m)
-    assert [ft.dtype_name(t) for t in ins + outs] == ["int8", "int8"]
+    assert ft.classify(tfl.parse_model(from_keras.tflite)) == "int8"
+    m = tfl.parse_model(from_keras.tflite)
+    ins, outs = tfl.io_tensors(m)
+    assert [tfl.dtype_name(t) for t in ins + outs] == ["int8", "int8"]
     assert list(ins[0].shape) == [1, 8, 8, 1]  # batch fixed to 1
     assert from_keras.report is not None and from_keras.float_model is not None
 
@@ -92,7 +93,7 @@ def test_keras_digits_converts_full_int8(from_keras):
 def test_keras_and_float_tflite_paths_give_the_same_graph(from_keras, from_tflite):
     """The converter with a representative dataset and our calibrate+quantize of the float
     flatbuffer produce the same tensors, scales and weights."""
-    a, b = ft.read_model(from_keras.tflite), ft.read_model(from_tflite.tflite)
+    a, b = tfl.parse_model(from_keras.tflite), tfl.parse_model(from_tflite.tflite)
     ga, gb = a.subgraphs[0], b.subgraphs[0]
     assert _ops(from_keras.tflite) == _ops(from_tflite.tflite)
     assert len(ga.tensors) == len(gb.tensors)
@@ -125,18 +126,18 @@ def test_digits_c_is_bit_exact(digits, from_keras, from_tflite, which, tmp_path)
     prepared = from_keras if which == "keras" else from_tflite
     with np.load(digits.test_npz) as z:
         x = z["x"][:40]
-    m = ft.read_model(prepared.tflite)
-    q = ft.io_tensors(m)[0][0].quantization
+    m = tfl.parse_model(prepared.tflite)
+    q = tfl.io_tensors(m)[0][0].quantization
     real = [[quantize_array(s[None], float(q.scale[0]), int(q.zeroPoint[0]))] for s in x]
     assert_bit_exact(prepared.tflite, tmp_path, n_random=40, inputs=real)
 
 
 def test_per_tensor_weights(digits):
     p = prepare_int8(digits.float_tflite, calib=digits.calib_npy, per_tensor=True)
-    m = ft.read_model(p.tflite)
+    m = tfl.parse_model(p.tflite)
     g = m.subgraphs[0]
     for op in g.operators:
-        if ft.op_name(m, op) in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        if tfl.op_name(m, op) in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             assert len(g.tensors[op.inputs[1]].quantization.scale) == 1
     assert p.report["per_channel"] is False
 
@@ -145,8 +146,8 @@ def test_float_io_keeps_float_edges(digits, tmp_path):
     p = prepare_int8(digits.keras_path, calib=digits.calib_npy, io="float")
     ops = _ops(p.tflite)
     assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
-    ins, outs = ft.io_tensors(ft.read_model(p.tflite))
-    assert [ft.dtype_name(t) for t in ins + outs] == ["float32", "float32"]
+    ins, outs = tfl.io_tensors(tfl.parse_model(p.tflite))
+    assert [tfl.dtype_name(t) for t in ins + outs] == ["float32", "float32"]
     with np.load(digits.test_npz) as z:
         x, y = z["x"], z["y"]
     assert abs(_int8_accuracy(p.tflite, x, y) - digits.float_accuracy) <= 0.01
@@ -165,7 +166,7 @@ def test_saved_model_and_h5(digits, tmp_path):
     p_sm = prepare_int8(sm, calib=digits.calib_npy)
     for p in (p_h5, p_sm):
         assert set(_ops(p.tflite)) == DIGITS_OPS
-        assert list(ft.io_tensors(ft.read_model(p.tflite))[0][0].shape) == [1, 8, 8, 1]
+        assert list(tfl.io_tensors(tfl.parse_model(p.tflite))[0][0].shape) == [1, 8, 8, 1]
     assert p_sm.report["source_kind"] == "saved_model"
 
 
@@ -276,15 +277,15 @@ def test_int8_model_passes_through(mlperf_dir):
 
 
 def test_evaluate_side_by_side(digits, from_keras, tmp_path):
-    from tinyc.pipeline import convert_model
-    from tinyc.quantize_model import evaluate
+    from tinyc.convert import convert
+    from tinyc.metrics.accuracy import evaluate
 
     model = tmp_path / "digits_int8.tflite"
     model.write_bytes(from_keras.tflite)
     outdir = tmp_path / "out"
-    convert_model(model, outdir, "host")
+    convert(model, outdir)
     seen = []
-    r = evaluate(from_keras, outdir, digits.test_npz, progress=lambda stage, done, total: seen.append(stage))
+    r = evaluate(from_keras, outdir, digits.test_npz, progress=lambda stage, done, total, note="": seen.append(stage))
     with np.load(digits.test_npz) as z:
         x, y = z["x"], z["y"]
     assert r["samples"] == len(y) and r["labels"]
@@ -296,12 +297,12 @@ def test_evaluate_side_by_side(digits, from_keras, tmp_path):
 
 
 def test_evaluate_needs_labels_shape(digits, from_keras, tmp_path):
-    from tinyc.pipeline import convert_model
-    from tinyc.quantize_model import evaluate
+    from tinyc.convert import convert
+    from tinyc.metrics.accuracy import evaluate
 
     model = tmp_path / "digits_int8.tflite"
     model.write_bytes(from_keras.tflite)
-    convert_model(model, tmp_path / "out", "host")
+    convert(model, tmp_path / "out")
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((5, 8, 8, 1), np.float32), y=np.zeros(4, np.int64))
     with pytest.raises(TinycError, match="5 samples but 4 labels"):
@@ -311,13 +312,10 @@ def test_evaluate_needs_labels_shape(digits, from_keras, tmp_path):
 def test_converter_output_captured_and_progress_reported(digits, capfd):
     calls = []
     prepare_int8(digits.keras_path, calib=digits.calib_npy,
-                 progress=lambda stage, done, total: calls.append((stage, done, total)))
+                 progress=lambda stage, done, total, note="": calls.append((stage, done, total)))
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # the converter's C++ prints did not reach the terminal
     assert ("calibrate", 200, 200) in calls and ("report", 64, 64) in calls
-    lines = []
-    prepare_int8(digits.float_tflite, calib=digits.calib_npy, progress=lines.append)  # a text sink
-    assert lines == ["calibrate: 200 samples done", "report: 64 samples done"]
 
 
 def test_hybrid_model_refused_with_reason(mlperf_dir):

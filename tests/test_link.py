@@ -22,8 +22,8 @@ from faultrelay import TO_BOARD, TO_HOST, FaultRelay, Faults
 from tinyc import link as L
 from tinyc.boards import Board
 from tinyc.errors import TinycError
-from tinyc.firmware import build_firmware
-from tinyc.pipeline import convert_model
+from tinyc.build.firmware import build_firmware
+from tinyc.convert import convert
 from tinyc.reference import Reference
 from tinyc.runners import linux
 
@@ -127,7 +127,7 @@ NATIVE = Board(name="linux-native", description="this machine, as a Linux board"
 @pytest.fixture(scope="module")
 def ad01(tmp_path_factory, mlperf_dir):
     out = tmp_path_factory.mktemp("link") / "ad01"
-    convert_model(mlperf_dir / "ad01_int8.tflite", out)
+    convert(mlperf_dir / "ad01_int8.tflite", out)
     build_firmware(out, NATIVE)
     return out
 

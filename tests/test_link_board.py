@@ -13,8 +13,8 @@ from fakemodel import write_fake_model
 from tinyc import link as L
 from tinyc.boards import load_board
 from tinyc.build import build
-from tinyc.firmware import binary_path
-from tinyc.pipeline import convert_model, load_manifest
+from tinyc.convert import convert
+from tinyc.outdir import binary_path, load_manifest
 from tinyc.reference import Reference
 from tinyc.runners import open_session, qemu
 from tinyc.runners.serial_board import serial_open
@@ -78,7 +78,7 @@ def mlperf(tmp_path_factory, mlperf_dir):
     out = {}
     for name in ("ad01_int8", "kws_ref_model"):
         out[name] = root / name
-        convert_model(mlperf_dir / f"{name}.tflite", out[name])
+        convert(mlperf_dir / f"{name}.tflite", out[name])
         build(out[name], load_board(BOARD))
     return out
 
@@ -119,7 +119,7 @@ def test_stack_high_water_mark_of_real_models(mlperf):
     stack_size = board.raw["memory"]["stack_bytes"]
     marks = {}
     for name, out in mlperf.items():
-        x = random_inputs(load_manifest(out)["inputs"], 1, seed=4)[0]
+        x = random_inputs(load_manifest(out).inputs, 1, seed=4)[0]
         with open_session(board, out) as s:
             marks[name] = s.infer(to_record(x)).stack_bytes
     assert all(0 < m < stack_size for m in marks.values()), marks
@@ -139,7 +139,7 @@ def test_stale_bytes_of_an_interrupted_session_are_not_taken(mlperf):
     try:
         s1 = serial_open(emu.pty, 115200)
         l1 = L.Link(s1, name="session 1")
-        l1.handshake(timeout=20.0, expect_hash=manifest["model_hash"])
+        l1.handshake(timeout=20.0, expect_hash=manifest.model_hash)
         l1.send(L.T_INFER, 2, xs[0].tobytes())               # the seq session 2's first INFER gets
         s1.write(L.encode_frame(L.T_INFER, 3, xs[1].tobytes())[:300])   # cut off mid-frame
         s1.flush()
@@ -147,7 +147,7 @@ def test_stale_bytes_of_an_interrupted_session_are_not_taken(mlperf):
 
         s2 = serial_open(emu.pty, 115200)
         l2 = L.Link(s2, name="session 2", timeout=10.0)
-        l2.handshake(timeout=20.0, expect_hash=manifest["model_hash"])
+        l2.handshake(timeout=20.0, expect_hash=manifest.model_hash)
         got = l2.infer(xs[2].tobytes())
         assert l2.seq == 2
         want = ref.run(xs[2].reshape(1, 640))[0].astype(np.int8).tobytes()

@@ -319,7 +319,7 @@ def test_keras_file_with_new_activations_through_tinyc_frontend(tmp_path):
     activations) and quantizer: LeakyReLU, hard_swish, Dense(activation="tanh" and
     "leaky_relu"), Subtract all reach the new kernels."""
     import keras
-    from tinyc.quantize_model import prepare_int8
+    from tinyc.quantize.prepare import prepare_int8
     L = keras.layers
     inp = keras.Input((5, 6, 2))
     x = L.Activation("hard_swish")(L.LeakyReLU(negative_slope=0.1)(L.Conv2D(4, 3, padding="same")(inp)))

@@ -18,7 +18,7 @@ from tinyc.build import build
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend.tflite import graph_to_tflite, tflite_to_graph
 from tinyc.ops import check_op
-from tinyc.pipeline import convert_graph
+from tinyc.convert import convert_graph
 from tinyc.reference import Reference
 from tinyc.runners import open_session
 from tinyc.samples import from_record, random_inputs, to_record
@@ -237,10 +237,10 @@ def test_conv_2d_without_bias_equals_zero_bias(conv_tflite, tmp_path):
     manifest = convert_graph(g, outdir).manifest
     board = load_board("host")
     build(outdir, board)
-    samples = random_inputs(manifest["inputs"], 100, seed=1)
+    samples = random_inputs(manifest.inputs, 100, seed=1)
     with open_session(board, outdir) as session:
         for i, sample in enumerate(samples):
-            got = from_record(session.infer(to_record(sample)).output, manifest["outputs"])
+            got = from_record(session.infer(to_record(sample)).output, manifest.outputs)
             for k, (a, e) in enumerate(zip(got, reference.run(*sample))):
                 assert np.array_equal(a, e), f"sample {i} output {k} differs\n{describe_outputs(conv_tflite)}"
 

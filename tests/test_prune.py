@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from helpers import convert_keras_int8
 from test_compressed_kernels import run_compressed
 from tinyc.cli import main
-from tinyc.compress import CompressOptions
+from tinyc.passes.compress import CompressOptions
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
-from tinyc.passes.prune import (PruneOptions, TrainOptions, load_training_data, prune_channels, prune_int8,
-                                prune_keras, weight_layers)
+from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, weight_layers
+from tinyc.quantize.finetune import TrainOptions, load_training_data, prune_keras
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +144,12 @@ def test_keras_gradual_pruning_exact_and_masks_fixed(tmp_path):
                               keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)])
     log = []
     pm, rows = prune_keras(model, x, y, PruneOptions(sparsity=0.8, exclude_first_last=False),
-                           TrainOptions(epochs=3, batch_size=32, rewind=True), progress=log.append)
+                           TrainOptions(epochs=3, batch_size=32, rewind=True),
+                           progress=lambda stage, done, total, note="": log.append((stage, done, total, note)))
     kernels = [l.kernel.numpy() for l in pm.layers]
     n = sum(k.size for k in kernels)
     assert sum(int((k == 0).sum()) for k in kernels) == round(0.8 * n)
-    assert len(log) == 3 and "epoch 3/3" in log[-1]
+    assert len(log) == 3 and log[-1][:3] == ("pruning", 3, 3) and "sparsity" in log[-1][3]
     # bad training data: one clear line
     p = tmp_path / "bad.npz"
     np.savez(p, x=np.zeros((10, 13), np.float32), y=np.zeros(10, np.int64))

@@ -1,4 +1,4 @@
-"""tinyc/passes/quantize.py against numbers the TFLite converter and LiteRT produce.
+"""tinyc/quant_math.py against numbers the TFLite converter and LiteRT produce.
 
 Expected values come from TensorFlow's calibrator + MLIR quantizer (scales, zero points,
 int8 weights, int32 biases of real converted models), from LiteRT BUILTIN_REF running
@@ -14,8 +14,9 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from digits_cnn import digits_assets
-from tinyc.frontend import float_tflite as ft
-from tinyc.passes import quantize as Q
+from tinyc.frontend import tflite as tfl
+from tinyc.quantize import float_tflite as ft
+from tinyc import quant_math as Q
 
 RANGE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN")
 
@@ -56,10 +57,10 @@ def converted(tmp_path_factory, mlperf_dir):
 
 def _pairs(fbytes, qbytes):
     """(float op, int8 op) pairs of the compute ops, and the two models."""
-    fm, qm = ft.read_model(fbytes), ft.read_model(qbytes)
+    fm, qm = tfl.parse_model(fbytes), tfl.parse_model(qbytes)
     fops = [o for o in fm.subgraphs[0].operators]
-    qops = [o for o in qm.subgraphs[0].operators if ft.op_name(qm, o) not in ("QUANTIZE", "DEQUANTIZE")]
-    assert [ft.op_name(fm, o) for o in fops] == [ft.op_name(qm, o) for o in qops]
+    qops = [o for o in qm.subgraphs[0].operators if tfl.op_name(qm, o) not in ("QUANTIZE", "DEQUANTIZE")]
+    assert [tfl.op_name(fm, o) for o in fops] == [tfl.op_name(qm, o) for o in qops]
     return fm, qm, list(zip(fops, qops))
 
 
@@ -70,19 +71,19 @@ def test_activation_scale_and_zero_point_match_converter(converted, name):
     g = qm.subgraphs[0]
     checked = 0
     for _, qop in pairs:
-        kind = ft.op_name(qm, qop)
+        kind = tfl.op_name(qm, qop)
         if kind not in RANGE_OPS:
             continue
         t = g.tensors[qop.outputs[0]]
-        rmin, rmax = ranges[ft.tensor_name(t)]
+        rmin, rmax = ranges[tfl.tensor_name(t)]
         scale, zp = Q.choose_qparams(rmin, rmax)
-        assert np.float32(scale) == np.float32(t.quantization.scale[0]), (kind, ft.tensor_name(t))
-        assert zp == int(t.quantization.zeroPoint[0]), (kind, ft.tensor_name(t))
+        assert np.float32(scale) == np.float32(t.quantization.scale[0]), (kind, tfl.tensor_name(t))
+        assert zp == int(t.quantization.zeroPoint[0]), (kind, tfl.tensor_name(t))
         checked += 1
     # the model input too
     tin = g.tensors[g.inputs[0]]
     fin = fm.subgraphs[0].tensors[fm.subgraphs[0].inputs[0]]
-    scale, zp = Q.choose_qparams(*ranges[ft.tensor_name(fin)])
+    scale, zp = Q.choose_qparams(*ranges[tfl.tensor_name(fin)])
     assert (np.float32(scale), zp) == (np.float32(tin.quantization.scale[0]), int(tin.quantization.zeroPoint[0]))
     assert checked >= 5
 
@@ -94,7 +95,7 @@ def test_weights_and_bias_match_converter(converted, name, per_tensor):
     fg, qg = fm.subgraphs[0], qm.subgraphs[0]
     checked = 0
     for fop, qop in pairs:
-        kind = ft.op_name(qm, qop)
+        kind = tfl.op_name(qm, qop)
         if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             continue
         wt = qg.tensors[qop.inputs[1]]
@@ -153,9 +154,9 @@ def test_quantize_and_dequantize_arrays_match_litert_ops(converted):
     fbytes, _, _ = converted[("digits", False)]
     a_calib = np.linspace(0, 1, 64 * 8 * 8, dtype=np.float32).reshape(64, 8, 8, 1)
     qbytes = ft.quantize_float_tflite(fbytes, _rep(a_calib), io="float")
-    qm = ft.read_model(qbytes)
+    qm = tfl.parse_model(qbytes)
     g = qm.subgraphs[0]
-    names = [ft.op_name(qm, o) for o in g.operators]
+    names = [tfl.op_name(qm, o) for o in g.operators]
     assert names[0] == "QUANTIZE" and names[-1] == "DEQUANTIZE"
     qop, dqop = g.operators[0], g.operators[-1]
     qt = g.tensors[qop.outputs[0]]

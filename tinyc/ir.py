@@ -149,3 +149,37 @@ class Graph:
             if op.kind not in seen:
                 seen.append(op.kind)
         return seen
+
+
+def op_macs(graph: Graph, op: Op) -> int:
+    """Multiply-accumulates of one op (what inspect, the compression cost model and reports count)."""
+    t = graph.tensors
+    if not op.outputs:
+        return 0
+    out = t[op.outputs[0]]
+    if op.kind == "CONV_2D":
+        return out.size * int(np.prod(t[op.inputs[1]].shape[1:]))
+    if op.kind == "DEPTHWISE_CONV_2D":
+        w = t[op.inputs[1]]
+        return out.size * int(w.shape[1] * w.shape[2])
+    if op.kind == "FULLY_CONNECTED":
+        return out.size * int(t[op.inputs[1]].shape[-1])
+    if op.kind == "AVERAGE_POOL_2D":
+        return out.size * int(op.attrs.get("filter_h", 1)) * int(op.attrs.get("filter_w", 1))
+    if op.kind == "MEAN":
+        return t[op.inputs[0]].size
+    if op.kind in ("ADD", "MUL", "SOFTMAX", "LOGISTIC"):
+        return out.size
+    return 0
+
+
+# Ops that only move float bytes (after a DEQUANTIZE at a float-I/O model's edge).
+_FLOAT_OK = {"DEQUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+
+
+def first_float_op(graph: Graph) -> int | None:
+    """Index of the first op that computes in float32, or None for an int8 graph."""
+    for i, op in enumerate(graph.ops):
+        if op.kind not in _FLOAT_OK and op.outputs and graph.tensors[op.outputs[0]].dtype == "float32":
+            return i
+    return None

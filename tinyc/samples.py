@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from tinyc.errors import TinycError
+from tinyc.outdir import TensorInfo
 
 
-def random_inputs(inputs: list[dict], n: int, seed: int = 0, float_ranges: list[tuple[float, float]] | None = None) -> list[list[np.ndarray]]:
+def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges: list[tuple[float, float]] | None = None) -> list[list[np.ndarray]]:
     """n samples; each a list with one array per model input (full shape, batch included).
 
     Integer inputs are uniform over the whole dtype range. Float inputs are uniform over the
@@ -22,7 +23,7 @@ def random_inputs(inputs: list[dict], n: int, seed: int = 0, float_ranges: list[
     for _ in range(n):
         sample = []
         for k, t in enumerate(inputs):
-            shape, dtype = tuple(t["shape"]), np.dtype(t["dtype"])
+            shape, dtype = tuple(t.shape), np.dtype(t.dtype)
             if np.issubdtype(dtype, np.integer):
                 info = np.iinfo(dtype)
                 sample.append(rng.integers(int(info.min), int(info.max) + 1, size=shape, dtype=dtype))
@@ -34,7 +35,7 @@ def random_inputs(inputs: list[dict], n: int, seed: int = 0, float_ranges: list[
     return samples
 
 
-def load_inputs(path: Path, inputs: list[dict]) -> list[list[np.ndarray]]:
+def load_inputs(path: Path, inputs: list[TensorInfo]) -> list[list[np.ndarray]]:
     """A .npy of [N, *input_shape] (or one sample of exactly input_shape) -> samples."""
     if len(inputs) != 1:
         raise TinycError(f"the model has {len(inputs)} inputs; --input takes a .npy for single-input models only")
@@ -43,10 +44,10 @@ def load_inputs(path: Path, inputs: list[dict]) -> list[list[np.ndarray]]:
     except (OSError, ValueError) as exc:
         raise TinycError(f"cannot read {path} as a .npy file: {exc}") from None
     t = inputs[0]
-    shape, dtype = tuple(t["shape"]), np.dtype(t["dtype"])
+    shape, dtype = tuple(t.shape), np.dtype(t.dtype)
     if arr.dtype != dtype:
         raise TinycError(f"{path} holds {arr.dtype} values; the model's input is {dtype}: convert the data "
-                         f"(e.g. quantize with scale {t.get('scale')} and zero point {t.get('zero_point')})")
+                         f"(e.g. quantize with scale {t.scale} and zero point {t.zero_point})")
     per_sample = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
     if tuple(arr.shape) == shape:
         arr = arr.reshape((1, *per_sample))
@@ -62,11 +63,11 @@ def to_record(sample: list[np.ndarray]) -> bytes:
     return b"".join(np.ascontiguousarray(a).tobytes() for a in sample)
 
 
-def from_record(data: bytes, outputs: list[dict]) -> list[np.ndarray]:
+def from_record(data: bytes, outputs: list[TensorInfo]) -> list[np.ndarray]:
     arrays, off = [], 0
     for t in outputs:
-        n = t["bytes"]
-        arrays.append(np.frombuffer(data[off:off + n], dtype=np.dtype(t["dtype"])).reshape(t["shape"]).copy())
+        n = t.bytes
+        arrays.append(np.frombuffer(data[off:off + n], dtype=np.dtype(t.dtype)).reshape(t.shape).copy())
         off += n
     return arrays
 

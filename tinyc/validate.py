@@ -1,4 +1,5 @@
-"""Run a board and the reference on the same inputs and compare every output byte.
+"""`tinyc validate`: run a board and the reference on the same inputs and compare every
+output byte.
 
 Each sample's result is appended to the JSON Lines report as soon as it arrives, so a run
 that breaks keeps everything it measured.
@@ -10,16 +11,17 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
-from tinyc.boards import Board
+from tinyc.boards import Board, load_board
+from tinyc.build import build_and_record
 from tinyc.errors import TinycError
-from tinyc.pipeline import load_manifest
+from tinyc.frontend.tflite import load_tflite
+from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
+from tinyc.progress import Progress, report as report_progress
 from tinyc.reference import Reference
 from tinyc.runners import open_session
-from tinyc.samples import from_record, to_record
+from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, to_record
 
 
 @dataclass
@@ -59,18 +61,19 @@ class Summary:
         return d
 
 
-def _is_classifier(outputs: list[dict]) -> bool:
+def _is_classifier(outputs: list[TensorInfo]) -> bool:
     t = outputs[0]
-    return len(outputs) == 1 and 1 < int(np.prod(t["shape"])) <= 100 and int(np.prod(t["shape"][:-1])) == 1
+    return len(outputs) == 1 and 1 < int(np.prod(t.shape)) <= 100 and int(np.prod(t.shape[:-1])) == 1
 
 
 def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
              labels: np.ndarray | None = None, report: Path | None = None,
-             progress: Callable[[int], None] | None = None, session_options: dict | None = None) -> Summary:
+             progress: Progress | None = None, session_options: dict | None = None,
+             manifest: Manifest | None = None) -> Summary:
     outdir = Path(outdir)
-    manifest = load_manifest(outdir)
-    outputs = manifest["outputs"]
-    ref = Reference(outdir / "model.tflite")
+    manifest = manifest if manifest is not None else load_manifest(outdir)
+    outputs = manifest.outputs
+    ref = Reference(outdir / MODEL_TFLITE)
     summary = Summary(max_abs_diff=[0.0] * len(outputs))
     classifier = _is_classifier(outputs)
     report_file = None
@@ -80,7 +83,7 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
         report_file = report.open("a", buffering=1)
         summary.report_path = str(report)
     try:
-        with open_session(board, outdir, **(session_options or {})) as session:
+        with open_session(board, outdir, manifest=manifest, **(session_options or {})) as session:
             for i, sample in enumerate(samples):
                 expected = ref.run(*sample)
                 result = session.infer(to_record(sample))
@@ -115,8 +118,7 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
                     summary.layer_cycles_sum = [a + b for a, b in zip(summary.layer_cycles_sum, result.layer_cycles)]
                 if report_file:
                     report_file.write(json.dumps(row) + "\n")
-                if progress:
-                    progress(1)
+                report_progress(progress, "validate", i + 1, len(samples))
     except TinycError as exc:
         summary.error = str(exc)
         if report_file:
@@ -126,3 +128,29 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
         if report_file:
             report_file.close()
     return summary
+
+
+def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | None, labels_path: Path | None,
+                    n_random: int | None, seed: int, report: Path | None, port: str | None,
+                    progress: Progress | None = None) -> tuple[Summary, Board, Manifest]:
+    """`tinyc validate` as one call: samples from --input and/or random ones, a build when
+    missing or stale, then `validate`. Reads tinyc.json once."""
+    outdir = Path(outdir)
+    manifest = load_manifest(outdir)
+    board = load_board(board_name or manifest.board or "host")
+    samples = []
+    if input_path is not None:
+        samples += load_inputs(input_path, manifest.inputs)
+    if n_random or input_path is None:
+        graph = load_tflite(outdir / MODEL_TFLITE)
+        samples += random_inputs(manifest.inputs, n_random if n_random is not None else 100, seed=seed,
+                                 float_ranges=float_input_ranges(graph))
+    labels = None
+    if labels_path is not None:
+        labels = np.load(labels_path).reshape(-1)
+        if input_path is None or len(labels) != len(samples) - (n_random or 0):
+            raise TinycError(f"--labels has {len(labels)} entries; give one per --input sample")
+    _, manifest = build_and_record(outdir, board, manifest)
+    summary = validate(outdir, board, samples, labels=labels, report=report, progress=progress,
+                       session_options={"port": port} if port else {}, manifest=manifest)
+    return summary, board, manifest

@@ -119,6 +119,33 @@ def parse_model(buf: bytes, source: str = "model"):
     return model
 
 
+def op_name(model, op) -> str:
+    """The builtin op name of a flatbuffer operator (opcode = max(builtin, deprecated builtin))."""
+    code = model.operatorCodes[op.opcodeIndex]
+    builtin = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
+    return OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
+def tensor_name(t) -> str:
+    return _decode(t.name)
+
+
+def dtype_name(t) -> str:
+    """A flatbuffer tensor's type in lower case ("float32", "int8", ...)."""
+    return _TYPE_NAMES.get(int(t.type), str(t.type)).lower()
+
+
+def is_constant(model, t) -> bool:
+    """True when the tensor's buffer holds data inside the flatbuffer."""
+    buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+    return buf is not None and buf.data is not None and len(buf.data) > 0
+
+
+def io_tensors(model) -> tuple[list, list]:
+    g = model.subgraphs[0]
+    return [g.tensors[i] for i in g.inputs], [g.tensors[i] for i in g.outputs]
+
+
 def _buffer_bytes(model, buf: bytes, index: int) -> bytes | None:
     if not model.buffers or index >= len(model.buffers) or index == 0:
         return None
@@ -173,8 +200,7 @@ def tflite_to_graph(buf: bytes, source: str = "model") -> Graph:
     ops: list[Op] = []
     for i, o in enumerate(sg.operators or []):
         code = model.operatorCodes[o.opcodeIndex]
-        builtin = max(int(code.builtinCode or 0), int(code.deprecatedBuiltinCode or 0))
-        kind = OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
+        kind = op_name(model, o)
         if kind == "CUSTOM":
             kind = f"CUSTOM:{_decode(code.customCode)}"
         attrs = _options_to_attrs(o.builtinOptions)

@@ -136,7 +136,7 @@ def valid_mode(mode: str) -> bool:
 def choose(flat: np.ndarray, mode: str = "auto") -> tuple[Encoded, dict[str, int]]:
     """The encoding for `--weights mode` and the bytes of every candidate.
 
-    auto: the smallest of all four (tinyc.compress also weighs the decoding time).
+    auto: the smallest of all four (tinyc.passes.compress also weighs the decoding time).
     sparse: the sparse list (int8 values + packed gaps).
     huffman: Huffman-coded values, with Huffman-coded gaps when that sparse form is smaller
     (a pruned tensor). raw: unchanged. "kind:K" forces exactly the encoding K; "smallest" is

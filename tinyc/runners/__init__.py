@@ -1,8 +1,10 @@
 """Runners: start a built model on a board and run inferences on it.
 
-`open_session(board, outdir, ...)` returns a context manager with `infer(bytes) -> InferResult`
-and `close()`. The host runner is a local process on a pipe; the others (QEMU, serial boards,
-Linux targets) speak the framed serial protocol of tinyc.link.
+`open_session(board, outdir, ...)` returns a `Session` (runners/session.py): a context manager
+with `infer(bytes) -> InferResult`, `infer_many(records)` and `close()`. Pass `manifest=` to
+spare a runner reading OUTDIR's tinyc.json again. The host runner is a local process on a
+pipe; the others (QEMU, serial boards, Linux targets) speak the framed serial protocol of
+tinyc.link.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from tinyc.boards import Board
 from tinyc.errors import TinycError
-from tinyc.runners.result import InferResult
+from tinyc.runners.session import InferResult, Session
 
 _MODULES = {
     "host": "tinyc.runners.host",
@@ -27,7 +29,7 @@ _MODULES = {
 }
 
 
-def open_session(board: Board, outdir: Path, **options):
+def open_session(board: Board, outdir: Path, **options) -> Session:
     """Start `board` running the build in outdir (built already) and return a session."""
     module_name = _MODULES.get(board.runner)
     if module_name is None:
@@ -41,4 +43,4 @@ def open_session(board: Board, outdir: Path, **options):
     return module.open_session(board, Path(outdir), **options)
 
 
-__all__ = ["open_session", "InferResult"]
+__all__ = ["open_session", "InferResult", "Session"]

@@ -6,22 +6,22 @@ import subprocess
 from pathlib import Path
 
 from tinyc.boards import Board
-from tinyc.build import build_dir
 from tinyc.errors import TinycError
-from tinyc.pipeline import load_manifest
-from tinyc.runners.result import InferResult
+from tinyc.outdir import Manifest, binary_path, load_manifest
+from tinyc.progress import Progress, report
+from tinyc.runners.session import InferResult
 
 
 class HostSession:
-    def __init__(self, board: Board, outdir: Path, timeout: float = 60.0, **_):
-        manifest = load_manifest(outdir)
-        self.in_bytes = sum(t["bytes"] for t in manifest["inputs"])
-        self.out_bytes = sum(t["bytes"] for t in manifest["outputs"])
-        self.binary = build_dir(outdir, board) / "tinyc_host"
+    def __init__(self, board: Board, outdir: Path, timeout: float = 60.0, manifest: Manifest | None = None, **_):
+        manifest = manifest if manifest is not None else load_manifest(outdir)
+        self.in_bytes = sum(t.bytes for t in manifest.inputs)
+        self.out_bytes = sum(t.bytes for t in manifest.outputs)
+        self.binary = binary_path(outdir, board)
         if not self.binary.exists():
             raise TinycError(f"{self.binary} is missing: run `tinyc build {outdir} --board host`")
         self.timeout = timeout
-        self.proc = None  # started by the first infer(); run_batch() needs none
+        self.proc = None  # started by the first infer(); infer_many() needs none
 
     def __enter__(self):
         return self
@@ -46,7 +46,8 @@ class HostSession:
             raise TinycError(f"the host model process died (exit {self.proc.poll()}){': ' + err if err else ''}")
         return InferResult(reply[:self.out_bytes], int.from_bytes(reply[self.out_bytes:], "little"), "ns")
 
-    def run_batch(self, records: list[bytes]) -> list[InferResult]:
+    def infer_many(self, records: list[bytes], progress: Progress | None = None,
+                   stage: str = "infer") -> list[InferResult]:
         """All records through one pipe at once: fast for large validations."""
         self.close()
         proc = subprocess.run([str(self.binary)], input=b"".join(records), capture_output=True, timeout=self.timeout)
@@ -55,6 +56,7 @@ class HostSession:
             raise TinycError(f"the host model process failed (exit {proc.returncode}): "
                              f"{proc.stderr.decode(errors='replace').strip()[:200]}")
         out = proc.stdout
+        report(progress, stage, len(records), len(records))
         return [InferResult(out[i * step:i * step + self.out_bytes],
                             int.from_bytes(out[i * step + self.out_bytes:(i + 1) * step], "little"), "ns")
                 for i in range(len(records))]

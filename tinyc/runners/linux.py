@@ -18,7 +18,7 @@ from tinyc.boards import Board, board_arch, runs_natively
 from tinyc.errors import TinycError
 from tinyc.runners import serial_board
 from tinyc.runners.process import PtyProcess, built_binary, pty_session
-from tinyc.pipeline import load_manifest
+from tinyc.outdir import Manifest, load_manifest
 from tinyc.runners.serial_board import DEFAULT_TIMEOUT
 
 PTY_LINE = re.compile(r"tinyc: serial on (/dev/pts/\d+)")
@@ -53,14 +53,15 @@ class ServerProcess(PtyProcess):
 
 
 def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 model_hash: str | None = None, io=None, handshake_timeout: float = 20.0, link_wrapper=None, **kw):
+                 model_hash: str | None = None, io=None, handshake_timeout: float = 20.0, link_wrapper=None,
+                 manifest: Manifest | None = None, **kw):
     """With `port`: a Pi already running the server on that serial device. Without: start
     the server here (natively or under qemu-user) on a pty."""
     outdir = Path(outdir)
     if port:
         return serial_board.open_session(board, outdir, port=port, timeout=timeout, model_hash=model_hash,
                                          handshake_timeout=handshake_timeout, **kw)
-    manifest = load_manifest(outdir)
+    manifest = manifest if manifest is not None else load_manifest(outdir)
     server = ServerProcess(server_command(board, built_binary(board, outdir)))
     where = "natively" if runs_natively(board) else "under qemu-user"
     session = pty_session(

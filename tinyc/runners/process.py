@@ -19,9 +19,9 @@ from typing import Callable
 
 from tinyc.boards import Board
 from tinyc.errors import TinycError
-from tinyc.firmware import binary_path
 from tinyc.link import Link, LinkTimeout
-from tinyc.runners.serial_board import BoardSession, input_bytes_total, serial_open
+from tinyc.outdir import Manifest, binary_path
+from tinyc.runners.serial_board import BoardSession, serial_open
 
 
 def built_binary(board: Board, outdir: Path) -> Path:
@@ -117,7 +117,7 @@ class PtyProcess:
         return self.proc.returncode
 
 
-def pty_session(board: Board, proc: PtyProcess, manifest: dict, *, baud: int, emulated: bool,
+def pty_session(board: Board, proc: PtyProcess, manifest: Manifest, *, baud: int, emulated: bool,
                 link_name: Callable[[str], str], no_answer: Callable[[str], str], timeout: float,
                 handshake_timeout: float, model_hash: str | None, link_wrapper=None) -> BoardSession:
     """Open proc's pty, handshake, and return a BoardSession that ends proc on close.
@@ -137,12 +137,12 @@ def pty_session(board: Board, proc: PtyProcess, manifest: dict, *, baud: int, em
             raise
         link = Link(stream, name=link_name(path), timeout=timeout, alive=proc.check_alive)
         try:
-            link.handshake(timeout=handshake_timeout, expect_hash=model_hash or manifest.get("model_hash"))
+            link.handshake(timeout=handshake_timeout, expect_hash=model_hash or manifest.model_hash)
         except LinkTimeout:
             proc.check_alive()
             raise TinycError(no_answer(path)) from None
         return BoardSession(link, board, emulated=emulated, timeout=timeout, on_close=proc.finish,
-                            expect_inputs=input_bytes_total(manifest))
+                            expect_inputs=manifest.input_bytes_total)
     except BaseException:
         if stream is not None:
             stream.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.runners.process import PtyProcess, built_binary, pty_session
-from tinyc.pipeline import load_manifest
+from tinyc.outdir import Manifest, load_manifest
 from tinyc.runners.serial_board import DEFAULT_TIMEOUT
 
 PTY_LINE = re.compile(r"char device redirected to (/dev/pts/\d+)")
@@ -57,14 +57,14 @@ class QemuProcess(PtyProcess):
 
 def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                  model_hash: str | None = None, io=None, handshake_timeout: float = 20.0,
-                 max_seconds: float = MAX_SECONDS, link_wrapper=None, **_):
+                 max_seconds: float = MAX_SECONDS, link_wrapper=None, manifest: Manifest | None = None, **_):
     """Start QEMU on the board's firmware and handshake over its pty.
 
     `port` is ignored (QEMU makes its own pty). `link_wrapper(pty) -> path` may put
     something between the host and the emulated UART (tests use a fault-injecting relay).
     """
     outdir = Path(outdir)
-    manifest = load_manifest(outdir)
+    manifest = manifest if manifest is not None else load_manifest(outdir)
     elf = built_binary(board, outdir)
     qemu = QemuProcess(qemu_command(board, elf), max_seconds=max_seconds)
     session = pty_session(

@@ -13,8 +13,9 @@ from pathlib import Path
 from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.link import Link, LinkTimeout
-from tinyc.pipeline import load_manifest
-from tinyc.runners.result import InferResult
+from tinyc.outdir import load_manifest
+from tinyc.progress import Progress
+from tinyc.runners.session import InferResult, infer_each
 
 DEFAULT_TIMEOUT = 60.0      # compute allowance of the first inference (and the ceiling for later ones), s
 MIN_TIMEOUT = 1.0           # later inferences allow at least this long for compute before a retry
@@ -28,11 +29,6 @@ def cycle_unit(board: Board, emulated: bool) -> tuple[str, float]:
         # QEMU -icount shift=0: 1 ns of virtual time per instruction; SysTick ticks at clock_hz
         return "instructions", 1e9 / board.clock_hz
     return "cycles", 1.0
-
-
-def input_bytes_total(manifest: dict) -> int | None:
-    """The bytes of one INFER payload per the manifest (None when it lists no inputs)."""
-    return sum(int(t["bytes"]) for t in manifest.get("inputs", [])) or None
 
 
 def serial_open(port: str, baud: int):
@@ -100,6 +96,10 @@ class BoardSession:
         return InferResult(output=raw.output, cycles=cycles, cycle_unit=self.unit, layer_cycles=layers,
                            stack_bytes=raw.stack_bytes)
 
+    def infer_many(self, records: list[bytes], progress: Progress | None = None,
+                   stage: str = "infer") -> list[InferResult]:
+        return infer_each(self, records, progress, stage)
+
     def close(self) -> None:
         if self.closed:
             return
@@ -130,7 +130,7 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     baud = baud or int(serial_cfg.get("baud", board.raw.get("uart", {}).get("baud", 115200)))
     stream = serial_open(port, baud)
     link = Link(stream, name=port, timeout=timeout, baud=baud)
-    expect = model_hash or manifest.get("model_hash")
+    expect = model_hash or manifest.model_hash
     try:
         link.handshake(timeout=handshake_timeout, expect_hash=expect)
     except LinkTimeout:
@@ -140,7 +140,7 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     except BaseException:
         stream.close()
         raise
-    return BoardSession(link, board, emulated=False, timeout=timeout, expect_inputs=input_bytes_total(manifest))
+    return BoardSession(link, board, emulated=False, timeout=timeout, expect_inputs=manifest.input_bytes_total)
 
 
 def flash_firmware(board: Board, elf: Path, *, tool: str | None = None) -> str:

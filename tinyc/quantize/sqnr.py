@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
 
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from tinyc.frontend.float_tflite import EDGE_OPS, dtype_name, is_constant, op_name, read_model, tensor_name
-from tinyc.passes.quantize import dequantize_array, quantize_array
+from tinyc.frontend.tflite import dtype_name, is_constant, op_name, parse_model, tensor_name
+from tinyc.progress import Progress
+from tinyc.quant_math import dequantize_array, quantize_array
+from tinyc.quantize.float_tflite import EDGE_OPS
 
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 # Ops whose output range is fixed by the int8 spec, not calibrated (softmax: 1/256, -128):
@@ -72,7 +73,7 @@ def channel_sqnr_db(ref: np.ndarray, test: np.ndarray) -> float | None:
     return float(np.median(vals)) if vals else None
 
 
-def _interpreter(content: bytes, *, reference: bool, preserve: bool):
+def interpreter(content: bytes, *, reference: bool, preserve: bool):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -194,15 +195,15 @@ def _weights_metrics(fm, qm, f_op, q_op) -> dict:
 
 
 def layer_report(float_tflite: bytes, int8_tflite: bytes, samples: np.ndarray, *, max_samples: int = 64,
-                 trustworthy: bool = True, progress: Callable[[str, int, int], None] | None = None) -> dict:
+                 trustworthy: bool = True, progress: Progress | None = None) -> dict:
     """The per-layer report (a JSON-able dict) over up to `max_samples` float samples."""
-    fm, qm = read_model(float_tflite, "float model"), read_model(int8_tflite, "int8 model")
+    fm, qm = parse_model(float_tflite, "float model"), parse_model(int8_tflite, "int8 model")
     fg, qg = fm.subgraphs[0], qm.subgraphs[0]
     samples = np.asarray(samples, dtype=np.float32)[:max_samples]
     n = len(samples)
 
-    f_it = _interpreter(float_tflite, reference=False, preserve=True)
-    q_it = _interpreter(int8_tflite, reference=True, preserve=True)
+    f_it = interpreter(float_tflite, reference=False, preserve=True)
+    q_it = interpreter(int8_tflite, reference=True, preserve=True)
     matches = _match_ops(fm, qm)
     q_ops = _compute_ops(qm)
 
@@ -307,7 +308,7 @@ def layer_report(float_tflite: bytes, int8_tflite: bytes, samples: np.ndarray, *
 def _run_local(fm, f_index, q_op, f_op, qg, q_vals, f_vals, deq, n) -> np.ndarray | None:
     fg = fm.subgraphs[0]
     content = single_op_model(fm, f_index)
-    it = _interpreter(content, reference=False, preserve=False)
+    it = interpreter(content, reference=False, preserve=False)
     details = it.get_input_details()
     # inputs of the cut model, in order, are the op's non-constant inputs
     feeds = []
@@ -331,22 +332,3 @@ def _run_local(fm, f_index, q_op, f_op, qg, q_vals, f_vals, deq, n) -> np.ndarra
         it.invoke()
         outs.append(it.get_tensor(out_index).copy())
     return _stack(outs).astype(np.float32)
-
-
-def format_worst(report: dict, count: int = 5) -> list[str]:
-    """Text lines for the CLI: the `count` worst layers."""
-    lines = []
-    if report.get("note"):
-        lines.append(f"warning: {report['note']}")
-    by_index = {e["index"]: e for e in report.get("layers", [])}
-    lines.append(f"{'layer':<6}{'op':<20}{'ch.SQNR':>9}{'SQNR':>8}{'cum.SQNR':>10}{'zeroed':>8}  name")
-    for w in report.get("worst", [])[:count]:
-        e = by_index.get(w["index"], w)
-
-        def f(v):
-            return "    -" if v is None else f"{v:.1f}"
-        zeroed = e.get("weights_zeroed")
-        lines.append(f"{e['index']:<6}{e['op']:<20}{f(e.get('channel_sqnr_db')):>9}{f(e.get('local_sqnr_db')):>8}"
-                     f"{f(e.get('sqnr_db')):>10}{('-' if zeroed is None else f'{100 * zeroed:.0f}%'):>8}  "
-                     f"{e['name'][:60]}")
-    return lines

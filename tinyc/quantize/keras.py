@@ -36,8 +36,6 @@ SUPPORTED_LAYERS = {
 SUPPORTED_ACTIVATIONS = {"linear", "relu", "relu6", "softmax", "sigmoid", "tanh", "leaky_relu",
                          "hard_swish", "hard_silu"}
 
-_KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-
 
 def quiet_tf_env() -> None:
     """Silence TensorFlow's start-up banner lines (must run before `import tensorflow`)."""
@@ -111,13 +109,6 @@ def uncaptured(fn, *args) -> None:
         sys.stdout, sys.stderr = cur_out, cur_err
         os.dup2(tmp_fd, 1)
         os.dup2(tmp_fd, 2)
-
-
-def is_keras_path(path) -> bool:
-    p = Path(path)
-    if p.is_dir():
-        return (p / "saved_model.pb").exists() or (p / "saved_model.pbtxt").exists()
-    return p.suffix.lower() in _KERAS_SUFFIXES
 
 
 def _custom_classes_in_config(path: Path) -> list[tuple[str, str]]:

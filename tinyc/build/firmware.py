@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 from tinyc import __version__
 from tinyc.boards import Board
-from tinyc.build import MODEL_SOURCES, STRICT_CFLAGS, BuildResult, _sources, build_dir, is_stale, section_sizes
+from tinyc.build.toolchain import STRICT_CFLAGS, BuildResult, is_stale, model_result, run_tool, section_sizes
 from tinyc.errors import TinycError
-from tinyc.pipeline import load_manifest
+from tinyc.outdir import MODEL_SOURCES, Manifest, binary_path, build_dir, generated_files, load_manifest
 from tinyc.resources import firmware_dir
 
 CYCLE_SOURCE_CODES = {"none": 0, "systick": 1, "dwt": 2, "clock": 3}
@@ -42,19 +41,6 @@ def require_toolchain(board: Board) -> None:
         pkg = board.raw.get("toolchain_package", "the board's cross compiler")
         raise TinycError(f"{board.cc} not found: board {board.name} needs the apt package(s) {pkg} "
                          "(`make setup` installs them)")
-
-
-def _run(cmd: list[str], what: str) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise TinycError(f"{cmd[0]} not found (`make setup` installs the toolchains)") from None
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        first = next((l for l in lines if "error" in l.lower() or "overflow" in l.lower()),
-                     lines[0] if lines else "")
-        raise TinycError(f"{what} failed: {first.strip()}")
-    return proc.stdout
 
 
 def _fmt(n: int) -> str:
@@ -109,11 +95,11 @@ def firmware_sources(board: Board) -> list[Path]:
 
 # ---------------------------------------------------------------------------- checks
 
-def check_fits(manifest: dict, board: Board) -> None:
+def check_fits(manifest: Manifest, board: Board) -> None:
     """Refuse, before compiling anything, a model whose weights or arena alone exceed the board."""
-    weights = int(manifest.get("weight_bytes") or 0)
-    arena = int(manifest.get("arena_bytes") or 0)
-    io = sum(int(t.get("bytes", 0)) for t in manifest.get("inputs", []) + manifest.get("outputs", []))
+    weights = int(manifest.weight_bytes or 0)
+    arena = int(manifest.arena_bytes or 0)
+    io = sum(int(t.bytes) for t in manifest.inputs + manifest.outputs)
     if board.flash_bytes and weights > board.flash_bytes:
         raise _over("flash", weights, board.flash_bytes, board, f"weights {weights:,}")
     if board.ram_bytes:
@@ -141,15 +127,15 @@ def check_objects(objs: list[Path], board: Board, size_tool: str) -> tuple[int, 
 
 # ---------------------------------------------------------------------------- generated files
 
-def meta_json(manifest: dict, board: Board) -> bytes:
+def meta_json(manifest: Manifest, board: Board) -> bytes:
     meta = {
         "board": board.name,
         "tinyc": __version__,
-        "model_hash": manifest.get("model_hash"),
-        "inputs": [{k: t.get(k) for k in ("name", "shape", "dtype", "scale", "zero_point")}
-                   for t in manifest.get("inputs", [])],
-        "outputs": [{k: t.get(k) for k in ("name", "shape", "dtype", "scale", "zero_point")}
-                    for t in manifest.get("outputs", [])],
+        "model_hash": manifest.model_hash,
+        "inputs": [{k: getattr(t, k) for k in ("name", "shape", "dtype", "scale", "zero_point")}
+                   for t in manifest.inputs],
+        "outputs": [{k: getattr(t, k) for k in ("name", "shape", "dtype", "scale", "zero_point")}
+                    for t in manifest.outputs],
     }
     raw = json.dumps(meta, separators=(",", ":")).encode()
     if len(raw) > 60000:  # the HELLO field is 16 bits; drop the tensor details if huge
@@ -157,7 +143,7 @@ def meta_json(manifest: dict, board: Board) -> bytes:
     return raw
 
 
-def write_generated(bdir: Path, manifest: dict, board: Board) -> list[Path]:
+def write_generated(bdir: Path, manifest: Manifest, board: Board) -> list[Path]:
     """tinyc_build_info.h, tinyc_meta.c and (mcu) link.ld in the build folder."""
     bdir.mkdir(parents=True, exist_ok=True)
     hz = board.clock_hz if board.cycle_source in ("systick", "dwt") else 1_000_000_000
@@ -195,16 +181,11 @@ def write_generated(bdir: Path, manifest: dict, board: Board) -> list[Path]:
 
 # ---------------------------------------------------------------------------- build
 
-def binary_path(outdir: Path, board: Board) -> Path:
-    bdir = build_dir(outdir, board)
-    return bdir / ("tinyc_server" if board.kind == "linux" else "firmware.elf")
-
-
-def build_firmware(outdir: Path, board: Board, force: bool = False) -> BuildResult:
+def build_firmware(outdir: Path, board: Board, force: bool = False, manifest: Manifest | None = None) -> BuildResult:
     outdir = Path(outdir)
     if board.kind not in ("mcu", "linux"):
-        raise TinycError(f"board {board.name} (kind {board.kind}) is not built by tinyc.firmware")
-    manifest = load_manifest(outdir)
+        raise TinycError(f"board {board.name} (kind {board.kind}) is not built by tinyc.build.firmware")
+    manifest = manifest if manifest is not None else load_manifest(outdir)
     check_fits(manifest, board)
     require_toolchain(board)
     tools = toolchain_tools(board)
@@ -213,7 +194,7 @@ def build_firmware(outdir: Path, board: Board, force: bool = False) -> BuildResu
     binary = binary_path(outdir, board)
     sources = firmware_sources(board)
     fw = firmware_dir()
-    inputs = (_sources(outdir) + sources + [fw / "common" / "tinyc_protocol.h"] + generated
+    inputs = (generated_files(outdir) + sources + [fw / "common" / "tinyc_protocol.h"] + generated
               + ([board.path] if board.path else []))
     cflags = [*STRICT_CFLAGS, *board.cflags, f"-I{outdir}", f"-I{bdir}", f"-I{fw / 'common'}"]
     if board.kind == "mcu":
@@ -224,10 +205,10 @@ def build_firmware(outdir: Path, board: Board, force: bool = False) -> BuildResu
     fw_objs = [bdir / ("fw_" + s.stem + ".o") for s in sources] + [bdir / "tinyc_meta.o"]
     if force or is_stale(binary, inputs):
         for src, obj in zip(MODEL_SOURCES, model_objs):
-            _run([tools["cc"], *cflags, "-DTINYC_LAYER_HOOKS", "-c", str(outdir / src), "-o", str(obj)],
+            run_tool([tools["cc"], *cflags, "-DTINYC_LAYER_HOOKS", "-c", str(outdir / src), "-o", str(obj)],
                  f"compiling {src} for {board.name}")
         for src, obj in zip([*sources, bdir / "tinyc_meta.c"], fw_objs):
-            _run([tools["cc"], *cflags, "-c", str(src), "-o", str(obj)], f"compiling {src.name} for {board.name}")
+            run_tool([tools["cc"], *cflags, "-c", str(src), "-o", str(obj)], f"compiling {src.name} for {board.name}")
         objs = model_objs + fw_objs
         if board.kind == "mcu":
             check_objects(objs, board, tools["size"])
@@ -237,15 +218,13 @@ def build_firmware(outdir: Path, board: Board, force: bool = False) -> BuildResu
         else:
             link = [tools["cc"], *cflags, *board.ldflags, "-o", str(binary.with_suffix(".tmp")), *map(str, objs), "-lm"]
         try:
-            _run(link, f"linking the firmware for {board.name}")
+            run_tool(link, f"linking the firmware for {board.name}")
         except TinycError as exc:
             raise TinycError(f"{exc} (the linker script holds the board's real flash/RAM sizes)") from None
         binary.with_suffix(".tmp").replace(binary)
         if board.kind == "mcu":
-            _run([tools["objcopy"], "-O", "binary", str(binary), str(binary.with_suffix(".bin"))], "objcopy")
-    text_m, data_m, bss_m = section_sizes(model_objs[0], tools["size"])
-    text_w, data_w, _ = section_sizes(model_objs[1], tools["size"])
-    return BuildResult(binary, code_bytes=text_m, weight_bytes=text_w + data_w, ram_bytes=data_m + bss_m)
+            run_tool([tools["objcopy"], "-O", "binary", str(binary), str(binary.with_suffix(".bin"))], "objcopy")
+    return model_result(binary, model_objs[0], model_objs[1], tools["size"])
 
 
 def image_sizes(binary: Path, board: Board) -> dict:

@@ -1,4 +1,4 @@
-"""The per-layer quantization report (tinyc/qreport.py)."""
+"""The per-layer quantization report (tinyc/quantize/sqnr.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from digits_cnn import digits_assets
-from tinyc.frontend import float_tflite as ft
-from tinyc.qreport import channel_sqnr_db, format_worst, single_op_model, sqnr_db
-from tinyc.quantize_model import prepare_int8
+from tinyc.frontend import tflite as tfl
+from tinyc.quantize import float_tflite as ft
+from tinyc.cli.text import format_worst
+from tinyc.quantize.sqnr import channel_sqnr_db, single_op_model, sqnr_db
+from tinyc.quantize.prepare import prepare_int8
 
 BROKEN = "conv_mid"  # the digits CNN's second 3x3 convolution
 
@@ -64,7 +66,7 @@ def test_sqnr_math():
 def test_single_op_cut_runs_like_the_full_model(healthy, digits):
     """Each one-op model cut from the int8 flatbuffer reproduces the full run's output."""
     data = healthy.tflite
-    m = ft.read_model(data)
+    m = tfl.parse_model(data)
     g = m.subgraphs[0]
     full = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
                        experimental_preserve_all_tensors=True)
@@ -75,7 +77,7 @@ def test_single_op_cut_runs_like_the_full_model(healthy, digits):
     for k, op in enumerate(g.operators):
         cut = Interpreter(model_content=single_op_model(m, k), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         cut.allocate_tensors()
-        feeds = [t for t in op.inputs if t >= 0 and not ft.is_constant(m, g.tensors[t])]
+        feeds = [t for t in op.inputs if t >= 0 and not tfl.is_constant(m, g.tensors[t])]
         for d, t in zip(cut.get_input_details(), feeds):
             cut.set_tensor(d["index"], full.get_tensor(t))
         cut.invoke()
@@ -85,7 +87,7 @@ def test_single_op_cut_runs_like_the_full_model(healthy, digits):
 
 def test_report_covers_every_layer_and_is_json(healthy):
     r = healthy.report
-    ops = [ft.op_name(ft.read_model(healthy.tflite), o) for o in ft.read_model(healthy.tflite).subgraphs[0].operators]
+    ops = [tfl.op_name(tfl.parse_model(healthy.tflite), o) for o in tfl.parse_model(healthy.tflite).subgraphs[0].operators]
     assert [e["op"] for e in r["layers"]] == ops
     json.dumps(r, allow_nan=False)
     for e in r["layers"]:

@@ -1,13 +1,19 @@
-"""`tinyc boards`, `tinyc build`, `tinyc flash`: click commands the main CLI group adds."""
+"""`tinyc boards`, `tinyc build`, `tinyc flash`: the board commands."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from tinyc.boards import DEFAULT_BOARD, load_all_boards, load_board, runner_status
+from tinyc.build import build
+from tinyc.build.firmware import image_sizes
 from tinyc.errors import TinycError
+from tinyc.outdir import load_manifest
+from tinyc.runners.linux import deploy_ssh
+from tinyc.runners.serial_board import flash_firmware, open_session
 
 
 def _size(n: int) -> str:
@@ -33,7 +39,6 @@ def boards_cmd(as_json):
                      "clock_hz": b.clock_hz, "runner": b.runner, "cycle_source": b.cycle_source,
                      "available": ok, "how": why, "description": b.description})
     if as_json:
-        import json
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{'board':15s} {'kind':5s} {'flash':>7s} {'RAM':>7s} {'clock':>9s}  {'runner':11s} {'here':4s}  how")
@@ -43,11 +48,9 @@ def boards_cmd(as_json):
 
 
 def _build(outdir: Path, board_name: str | None, force: bool):
-    from tinyc.build import build
-    from tinyc.pipeline import load_manifest
     manifest = load_manifest(outdir)
-    board = load_board(board_name or manifest.get("board") or DEFAULT_BOARD)
-    return board, build(outdir, board, force=force)
+    board = load_board(board_name or manifest.board or DEFAULT_BOARD)
+    return board, build(outdir, board, force=force, manifest=manifest)
 
 
 @click.command("build")
@@ -62,7 +65,6 @@ def build_cmd(outdir, board, force):
     click.echo(f"  model code {result.code_bytes:,} B, weights {result.weight_bytes:,} B, "
                f"model RAM {result.ram_bytes if result.ram_bytes is not None else '?':,} B")
     if b.kind == "mcu":
-        from tinyc.firmware import image_sizes
         s = image_sizes(result.binary, b)
         click.echo(f"  firmware   flash {s['flash']:,} of {b.flash_bytes:,} B ({100 * s['flash'] / b.flash_bytes:.1f}%), "
                    f"RAM {s['ram']:,} of {b.ram_bytes:,} B incl. stack ({100 * s['ram'] / b.ram_bytes:.1f}%)")
@@ -85,18 +87,15 @@ def flash_cmd(outdir, board, port, host, tool):
     if b.kind == "linux":
         if not host:
             raise TinycError(f"give --host user@pi to copy the server to the board ({result.binary} is built)")
-        from tinyc.runners.linux import deploy_ssh
         remote = deploy_ssh(result.binary, host, b.raw.get("ssh", {}).get("path", "~/tinyc_server"))
         click.echo(f"copied {result.binary.name} to {host}:{remote}; start it there with "
                    f"`{remote} --port /dev/ttyAMA0` (or --pty / stdin-stdout) and validate with --port")
         return
     if b.kind != "mcu":
         raise TinycError(f"board {b.name} runs locally: nothing to flash")
-    from tinyc.runners.serial_board import flash_firmware
     used = flash_firmware(b, result.binary, tool=tool)
     click.echo(f"flashed {result.binary} to {b.name} with {used}")
     if port or b.raw.get("serial", {}).get("port"):
-        from tinyc.runners.serial_board import open_session
         with open_session(b, outdir, port=port) as s:
             click.echo(f"handshake OK on {s.link.name}: model {s.info.model_hash}")
 

@@ -8,7 +8,7 @@ and biases). Why this path and not our own quantizer on the IR: the result is th
 model a TFLite user gets from the converter, op fusions, fixed output ranges (softmax 1/256,
 logistic) and "same scale" rules (max pool, reshape, concatenation) included; and a Keras
 model converted to float first and then quantized here gives a byte-identical int8 graph
-(tests/test_keras_frontend.py checks it). tinyc/passes/quantize.py holds the same math in
+(tests/test_keras_frontend.py checks it). tinyc/quant_math.py holds the same math in
 Python (scales, zero points, weights, bias) and is tested against this output.
 
 TensorFlow is imported inside the functions only.
@@ -19,48 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ai_edge_litert import schema_py_generated as schema
-
 from tinyc.errors import TinycError, UnsupportedError
+from tinyc.frontend.tflite import dtype_name, io_tensors, is_constant, op_name, parse_model, tensor_name
+from tinyc.quantize.keras import captured_output, quiet_tf_env
 
-_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-_TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
-
-
-def read_model(data: bytes, source: str = "model"):
-    """schema ModelT of a flatbuffer; TinycError if it is not a .tflite."""
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise TinycError(f"{source}: not a TFLite flatbuffer (no TFL3 identifier)")
-    try:
-        return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-    except Exception as e:  # pragma: no cover - corrupted files
-        raise TinycError(f"{source}: cannot parse the flatbuffer ({e})") from None
-
-
-def op_name(model, op) -> str:
-    oc = model.operatorCodes[op.opcodeIndex]
-    code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
-    return _OP_NAMES.get(code, f"OP{code}")
-
-
-def tensor_name(t) -> str:
-    n = t.name
-    return n.decode("utf-8", "replace") if isinstance(n, (bytes, bytearray)) else str(n or "")
-
-
-def dtype_name(t) -> str:
-    return _TYPE_NAMES.get(int(t.type), str(t.type))
-
-
-def is_constant(model, t) -> bool:
-    buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
-    return buf is not None and buf.data is not None and len(buf.data) > 0
-
-
-def io_tensors(model) -> tuple[list, list]:
-    g = model.subgraphs[0]
-    return [g.tensors[i] for i in g.inputs], [g.tensors[i] for i in g.outputs]
 
 
 def classify(model) -> str:
@@ -106,7 +69,7 @@ def float_input_shape(model) -> tuple[int, ...]:
 
 
 def check_float_model(data: bytes, source: str) -> None:
-    model = read_model(data, source)
+    model = parse_model(data, source)
     check_single_io(model, source)
     kind = classify(model)
     if kind == "hybrid":
@@ -125,7 +88,6 @@ def check_float_model(data: bytes, source: str) -> None:
 def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *, per_tensor: bool = False,
                           io: str = "int8") -> bytes:
     """Calibrate a float flatbuffer with `representative` and quantize it to full int8."""
-    from tinyc.frontend.keras import captured_output, quiet_tf_env
 
     quiet_tf_env()
     with captured_output():
@@ -151,14 +113,13 @@ def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *
 
 def calibration_ranges(data: bytes, representative: Callable[[], Iterable]) -> dict[str, tuple[float, float]]:
     """tensor name -> (min, max) recorded by TFLite's calibrator (what the quantizer uses)."""
-    from tinyc.frontend.keras import captured_output, quiet_tf_env
 
     quiet_tf_env()
     with captured_output():
         from tensorflow.lite.python.optimize import calibrator as _calibrator
         prepared = _calibrator.add_intermediate_tensors(data)
         calibrated = _calibrator.Calibrator(prepared).calibrate(representative)
-    model = read_model(bytes(calibrated))
+    model = parse_model(bytes(calibrated))
     out = {}
     for t in model.subgraphs[0].tensors:
         q = t.quantization
@@ -169,7 +130,7 @@ def calibration_ranges(data: bytes, representative: Callable[[], Iterable]) -> d
 
 def check_full_int8(data: bytes, source: str = "quantized model") -> list[str]:
     """Raise UnsupportedError if an op other than the I/O QUANTIZE/DEQUANTIZE stayed float."""
-    model = read_model(data, source)
+    model = parse_model(data, source)
     g = model.subgraphs[0]
     for i, op in enumerate(g.operators):
         name = op_name(model, op)

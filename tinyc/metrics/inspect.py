@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyc.analysis import op_macs
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
+from tinyc.ir import op_macs
 from tinyc.ops import check_op
 
 

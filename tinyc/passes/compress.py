@@ -7,7 +7,7 @@ The returned graph holds the pruned weights (it is what OUTDIR/model.tflite and 
 reference run) and `graph.meta["weight_encoding"] = {weight tensor index: {"kind", ...}}`,
 which the FULLY_CONNECTED / CONV_2D lowerings hand to tinyc/ops/compressed.py. The report
 holds, per weight layer, the parameters, nonzeros and the bytes of every candidate encoding;
-tinyc/report.py adds the bytes measured in the generated C.
+tinyc/metrics/compression.py adds the bytes measured in the generated C. Pure: no files.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyc.errors import TinycError
-from tinyc.ir import Graph
+from tinyc.ir import Graph, op_macs
 from tinyc.passes import encode as E
 from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, weight_layers
 
@@ -46,20 +46,8 @@ def layer_params(graph: Graph) -> list[dict]:
         bias = graph.tensors[op.inputs[2]].size if len(op.inputs) > 2 and op.inputs[2] >= 0 else 0
         rows.append({"name": l.name, "op": l.kind, "op_index": l.op_index, "weight": l.weight,
                      "weights": int(w.size), "biases": int(bias), "nonzeros": int(np.count_nonzero(w.data)),
-                     "macs_dense": _dense_macs(graph, op)})
+                     "macs_dense": int(op_macs(graph, op))})
     return rows
-
-
-def _dense_macs(graph: Graph, op) -> int:
-    w = graph.tensors[op.inputs[1]]
-    y = graph.tensors[op.outputs[0]]
-    if op.kind == "FULLY_CONNECTED":
-        return int(y.size * w.shape[-1])
-    if op.kind == "CONV_2D":
-        return int(y.size * np.prod(w.shape[1:]))
-    if op.kind == "DEPTHWISE_CONV_2D":
-        return int(y.size * w.shape[1] * w.shape[2])
-    return 0
 
 
 # Instructions per unit of work on a Cortex-M4 (mps2-an386 under QEMU, -O2), measured on
@@ -146,41 +134,3 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
     g.meta["weight_encoding"] = {t: e for t, e in encodings.items() if e["kind"] != "raw"}
     report["layers"] = layers
     return g, encodings, report
-
-
-def convert_compressed(graph: Graph, outdir, board: str, options: CompressOptions | None, extra: dict | None = None):
-    """tinyc.pipeline.convert_graph with compression: prune + encode, generate OUTDIR, then
-    record the measured `compression` summary (tinyc/report.py) in tinyc.json."""
-    from tinyc.pipeline import convert_graph, update_manifest
-    from tinyc.report import compression_summary
-
-    if options is None or not options.active:
-        return convert_graph(graph, outdir, board, extra=extra)
-    cgraph, _, rep = compress(graph, options)
-    result = convert_graph(cgraph, outdir, board, extra=extra)
-    summary = compression_summary(graph, rep, result.manifest["weight_bytes"])
-    result.manifest["compression"] = summary
-    update_manifest(outdir, compression=summary)
-    return result
-
-
-def prune_keras_file(model_path, train_path, options: PruneOptions, rewind: bool = False,
-                     progress=None, train_options=None):
-    """Load a Keras model, prune it while fine-tuning on train_path, save it beside a temp
-    folder; returns (path of the pruned .keras model, per-layer rows, temp folder)."""
-    import tempfile
-    from pathlib import Path
-
-    from tinyc.frontend import keras as kf
-    from tinyc.passes.prune import TrainOptions, load_training_data, prune_keras
-
-    model = kf.load_keras(model_path)
-    x, y = load_training_data(train_path, tuple(model.inputs[0].shape))
-    topts = train_options or TrainOptions()
-    topts.rewind = rewind or topts.rewind
-    model, rows = prune_keras(model, x, y, options, topts, progress=progress)
-    tmp = Path(tempfile.mkdtemp(prefix="tinyc-pruned-"))
-    path = tmp / (Path(model_path).stem + "_pruned.keras")
-    with kf.captured_output():
-        model.save(path)
-    return path, rows, tmp

@@ -1,0 +1,33 @@
+"""Compile OUTDIR's C for a board: the host harness here (host.py), firmware and Linux
+servers with the board's cross toolchain (firmware.py), every tool run by toolchain.py.
+
+`build_and_record` also writes the measured sizes into OUTDIR's manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tinyc.boards import Board
+from tinyc.build.firmware import build_firmware
+from tinyc.build.host import build_host
+from tinyc.build.toolchain import BuildResult
+from tinyc.outdir import Manifest, require_sources, update_manifest
+
+
+def build(outdir: Path, board: Board, force: bool = False, manifest: Manifest | None = None) -> BuildResult:
+    outdir = Path(outdir)
+    require_sources(outdir)
+    if board.runner == "host":
+        return build_host(outdir, board, force=force)
+    return build_firmware(outdir, board, force=force, manifest=manifest)
+
+
+def build_and_record(outdir: Path, board: Board, manifest: Manifest | None = None) -> tuple[BuildResult, Manifest]:
+    """Build when missing or stale, and record code and RAM bytes in tinyc.json."""
+    result = build(outdir, board, manifest=manifest)
+    manifest = update_manifest(outdir, manifest, code_bytes=result.code_bytes, build={board.name: {
+        "code_bytes": result.code_bytes, "weight_bytes_linked": result.weight_bytes, "ram_bytes": result.ram_bytes}})
+    return result, manifest
+
+
+__all__ = ["build", "build_and_record", "BuildResult"]

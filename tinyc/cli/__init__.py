@@ -1,0 +1,52 @@
+"""The tinyc command line: parses arguments, calls one library function, prints. Nothing else.
+
+The commands live in commands.py (convert, report, inspect, run, validate) and boards.py
+(boards, build, flash); all their text in text.py, the one progress bar in progress.py.
+Errors from bad input are one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from tinyc import __version__
+from tinyc.cli import boards, commands
+from tinyc.errors import TinycError
+
+
+class TinycGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TinycError as exc:
+            click.echo(f"tinyc: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("tinyc: interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line, the traceback only on request
+            if os.environ.get("TINYC_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"tinyc: internal error: {type(exc).__name__}: {exc} "
+                       "(set TINYC_DEBUG=1 for the traceback and please report it)", err=True)
+            sys.exit(70)
+
+
+@click.group(cls=TinycGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tinyc")
+def main():
+    """tinyc: trained Keras/TFLite models to bit-exact fixed-point C for microcontrollers,
+    validated on the board over a serial link."""
+
+
+for _cmd in (*commands.COMMANDS, *boards.COMMANDS):
+    main.add_command(_cmd)
+
+if __name__ == "__main__":
+    main()

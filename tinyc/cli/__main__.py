@@ -1,0 +1,5 @@
+"""`python -m tinyc.cli`."""
+
+from tinyc.cli import main
+
+main()

@@ -1,0 +1,203 @@
+"""OUTDIR, the folder `tinyc convert` writes, and its manifest `tinyc.json`.
+
+    OUTDIR/model.h model.c weights.h weights.c tinyc_kernels.h tinyc_fixedpoint.h   (codegen)
+    OUTDIR/model.tflite        the exact int8 graph compiled (what the reference runs)
+    OUTDIR/tinyc.json          the manifest: a `Manifest`, read once and passed along
+    OUTDIR/build/<board>/      builds (tinyc_host, firmware.elf or tinyc_server)
+
+Build, runners and validate read OUTDIR through this module only; it knows nothing of the
+generator. Nothing half-written is left behind: a new OUTDIR is made in a temporary folder
+beside it (`staging`) and moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from tinyc.errors import TinycError
+
+MANIFEST = "tinyc.json"
+MODEL_TFLITE = "model.tflite"
+MODEL_SOURCES = ["model.c", "weights.c"]
+MODEL_HEADERS = ["model.h", "weights.h", "tinyc_kernels.h", "tinyc_fixedpoint.h"]
+
+
+@dataclass
+class TensorInfo:
+    """One model input or output as the generated C sees it."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    bytes: int
+    scale: float | None
+    zero_point: int | None
+
+
+@dataclass
+class LayerInfo:
+    index: int
+    name: str
+    op: str
+    macs: int
+
+
+@dataclass
+class Manifest:
+    """tinyc.json. The fixed fields come first, in this order; `sections` holds the optional
+    ones (quantization_report, keras_pruning, compression, evaluation, build, speed) in the
+    order they were added."""
+
+    tinyc_version: str
+    board: str
+    model_hash: str
+    source: str | None
+    ops: list[str]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    arena_bytes: int
+    arena_order: list
+    weight_bytes: int
+    code_bytes: int | None
+    macs: int
+    layers: list[LayerInfo]
+    sections: dict = field(default_factory=dict)
+
+    @property
+    def input_bytes_total(self) -> int | None:
+        """The bytes of one INFER payload (None when the model has no inputs)."""
+        return sum(int(t.bytes) for t in self.inputs) or None
+
+    def section(self, name: str):
+        return self.sections.get(name)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sections"}
+        d["inputs"] = [dataclasses.asdict(t) for t in self.inputs]
+        d["outputs"] = [dataclasses.asdict(t) for t in self.outputs]
+        d["layers"] = [dataclasses.asdict(l) for l in self.layers]
+        d.update(self.sections)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Manifest":
+        fixed = {f.name for f in dataclasses.fields(cls)} - {"sections"}
+        missing = fixed - set(d)
+        if missing:
+            raise TinycError(f"{MANIFEST} lacks {', '.join(sorted(missing))}: it was written by another tinyc; "
+                             "convert the model again")
+        values = {k: d[k] for k in fixed}
+        values["inputs"] = [TensorInfo(**t) for t in d["inputs"]]
+        values["outputs"] = [TensorInfo(**t) for t in d["outputs"]]
+        values["layers"] = [LayerInfo(**l) for l in d["layers"]]
+        return cls(**values, sections={k: v for k, v in d.items() if k not in fixed})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+# ----------------------------------------------------------------------------- paths
+
+def generated_files(outdir: Path) -> list[Path]:
+    """The C files codegen writes (what a build depends on)."""
+    return [Path(outdir) / n for n in (*MODEL_SOURCES, *MODEL_HEADERS)]
+
+
+def build_dir(outdir: Path, board) -> Path:
+    return Path(outdir) / "build" / board.name
+
+
+def binary_path(outdir: Path, board) -> Path:
+    """The program a build for `board` makes: host harness, Linux server or MCU firmware."""
+    if board.runner == "host":
+        name = "tinyc_host"
+    else:
+        name = "tinyc_server" if board.kind == "linux" else "firmware.elf"
+    return build_dir(outdir, board) / name
+
+
+def require_sources(outdir: Path) -> None:
+    if not (Path(outdir) / "model.c").exists():
+        raise TinycError(f"{outdir} has no generated sources: run `tinyc convert MODEL -o {outdir}` first")
+
+
+# ----------------------------------------------------------------------------- manifest I/O
+
+def load_manifest(outdir: Path) -> Manifest:
+    path = Path(outdir) / MANIFEST
+    if not path.is_file():
+        raise TinycError(f"{outdir} has no {MANIFEST}: run `tinyc convert MODEL -o {outdir}` first")
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TinycError(f"{path} is not a tinyc manifest ({type(exc).__name__}); convert the model again") from None
+
+
+def save_manifest(outdir: Path, manifest: Manifest) -> None:
+    """Write tinyc.json atomically (a reader never sees half a file)."""
+    path = Path(outdir) / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(manifest.to_json())
+    tmp.replace(path)
+
+
+def update_manifest(outdir: Path, manifest: Manifest | None = None, **fields) -> Manifest:
+    """Set fixed fields or sections of OUTDIR's manifest (loaded unless given) and save it."""
+    manifest = manifest if manifest is not None else load_manifest(outdir)
+    names = {f.name for f in dataclasses.fields(Manifest)} - {"sections"}
+    for k, v in fields.items():
+        if k in names:
+            setattr(manifest, k, v)
+        else:
+            manifest.sections[k] = v
+    save_manifest(outdir, manifest)
+    return manifest
+
+
+# ----------------------------------------------------------------------------- writing a new OUTDIR
+
+@contextmanager
+def staging(outdir: Path) -> Iterator[Path]:
+    """A temporary folder beside outdir to write a new OUTDIR into; it replaces outdir when
+    the block ends without error, and is removed otherwise."""
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    try:
+        yield tmp
+        _replace_dir(tmp, outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    if target.exists():
+        if not target.is_dir():
+            raise TinycError(f"{target} exists and is not a folder; choose another -o")
+        if any(target.iterdir()) and not (target / MANIFEST).exists():
+            raise TinycError(f"{target} is a non-empty folder that tinyc did not make; choose another -o or empty it")
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(target)

@@ -1,0 +1,155 @@
+"""Float models in (Keras 3 .keras/.h5/SavedModel, float .tflite), a full-int8 .tflite out.
+
+    prepared = prepare_int8(path, calib="calib.npz")   # -> PreparedModel
+    prepared.tflite          # the int8 flatbuffer tinyc compiles
+    prepared.report          # per-layer quantization report (tinyc/quantize/sqnr.py)
+
+Keras models go through tf.lite.TFLiteConverter (tinyc/quantize/keras.py); float .tflite
+files through TensorFlow's calibrator and MLIR quantizer (tinyc/quantize/float_tflite.py),
+the same two steps the converter runs. int8 .tflite files pass through unchanged.
+
+Nothing here prints; `progress(stage, done, total)` (tinyc.progress) is called during
+calibration and the report so that the CLI can show progress.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyc.errors import TinycError
+from tinyc.frontend import model_format
+from tinyc.frontend.tflite import load_tflite, parse_model
+from tinyc.ir import first_float_op
+from tinyc.progress import Progress
+from tinyc.quantize import float_tflite as ft
+from tinyc.quantize import keras as kf
+from tinyc.quantize.calibration import check_samples, load_samples, random_samples
+from tinyc.quantize.sqnr import layer_report
+
+REPORT_SAMPLES = 64  # samples of the calibration data used by the per-layer report
+
+
+@dataclass
+class FloatModel:
+    """The float model as TFLite runs it, kept for --eval and the per-layer report."""
+
+    tflite: bytes            # float32 flatbuffer (the converter's output for Keras models)
+    input_shape: tuple       # with batch 1
+    source: str
+    kind: str                # "keras", "saved_model" or "tflite"
+    calib: np.ndarray | None = None   # calibration samples, float32, (N, *input_shape[1:])
+
+
+@dataclass
+class PreparedModel:
+    tflite: bytes            # the full-int8 flatbuffer tinyc compiles
+    float_model: object      # FloatModel, or None for an int8 input
+    report: dict | None      # per-layer quantization report (JSON-able), None for int8 input
+    warnings: list[str] = field(default_factory=list)
+
+
+def is_float_model(path, fmt: str | None = None) -> bool:
+    """True for Keras models and float .tflite files (they need calibration data): the same
+    test `tinyc.convert` applies, on the IR."""
+    fmt = fmt or model_format(path)
+    return fmt != "tflite" or first_float_op(load_tflite(path)) is not None
+
+
+def _representative(samples: np.ndarray, progress: Progress | None):
+    def gen():
+        n = len(samples)
+        for k in range(n):
+            yield [samples[k:k + 1]]
+            if progress:
+                kf.uncaptured(progress, "calibrate", k + 1, n)
+    return gen
+
+
+def prepare_int8(path, *, calib=None, calib_random=None, per_tensor: bool = False, io: str = "int8",
+                 progress: Progress | None = None) -> PreparedModel:
+    """Turn a model file into a full-int8 .tflite (bytes) plus the per-layer report.
+
+    calib: path of a .npy (samples) or .npz (array `x`), or an array of samples.
+    calib_random: number of random samples, for smoke tests only.
+    per_tensor: per-tensor weight scales instead of per-channel.
+    io: "int8" (int8 input/output) or "float" (float32 I/O, QUANTIZE/DEQUANTIZE at the edges).
+    """
+    if io not in ("int8", "float"):
+        raise TinycError(f"--io must be 'int8' or 'float', not '{io}'")
+    path = Path(path)
+    fmt = model_format(path)
+    if not is_float_model(path, fmt):
+        warnings: list[str] = []
+        if calib is not None or calib_random:
+            warnings.append(f"{path.name} is already int8: calibration data ignored")
+        if io == "float" or per_tensor:
+            warnings.append(f"{path.name} is already int8: --io/--per-tensor apply to float models only")
+        return PreparedModel(ft.load_bytes(path), None, None, warnings)
+    return quantize_float(path, fmt, calib=calib, calib_random=calib_random, per_tensor=per_tensor, io=io,
+                          progress=progress)
+
+
+def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_tensor: bool = False,
+                   io: str = "int8", progress: Progress | None = None) -> PreparedModel:
+    """A float model (`fmt` from tinyc.frontend.model_format) -> full-int8 .tflite + report."""
+    path = Path(path)
+    if io not in ("int8", "float"):
+        raise TinycError(f"--io must be 'int8' or 'float', not '{io}'")
+    warnings: list[str] = []
+    if calib is None and not calib_random:
+        raise TinycError(
+            f"{path.name} is a float model: int8 quantization needs calibration data to choose each tensor's "
+            "range; give --calib DATA (.npy samples or .npz with 'x'), or --calib-random N for a smoke test")
+    if calib is not None and calib_random:
+        raise TinycError("give either --calib or --calib-random, not both")
+
+    # 1. the float model as TFLite sees it (and its input shape)
+    kind, keras_model = fmt, None
+    if fmt == "saved_model":
+        float_bytes = kf.convert_float(path)
+    elif fmt == "keras":
+        keras_model = kf.load_keras(path)
+        kf.check_keras_model(keras_model)
+        float_bytes = kf.convert_float(keras_model)
+    else:
+        float_bytes = ft.load_bytes(path)
+    ft.check_float_model(float_bytes, str(path.name))
+    in_shape = ft.float_input_shape(parse_model(float_bytes))
+
+    # 2. calibration samples
+    trustworthy = True
+    if calib_random:
+        samples = random_samples(int(calib_random), in_shape)
+        trustworthy = False
+        warnings.append(f"calibrated on {int(calib_random)} random samples: scales are NOT trustworthy "
+                        "(smoke test only); use --calib DATA for a real model")
+    elif isinstance(calib, (str, Path)):
+        samples, w = load_samples(calib, in_shape)
+        warnings += w
+    else:
+        samples, w = check_samples(np.asarray(calib), in_shape, "calibration data")
+        warnings += w
+    if len(samples) < 10:
+        warnings.append(f"only {len(samples)} calibration samples; ranges may not cover real inputs "
+                        "(a few hundred are typical)")
+
+    # 3. quantize
+    rep = _representative(samples, progress)
+    if kind == "keras":
+        int8_bytes = kf.convert_int8(keras_model, rep, per_tensor=per_tensor, io=io)
+    elif kind == "saved_model":
+        int8_bytes = kf.convert_int8(path, rep, per_tensor=per_tensor, io=io)
+    else:
+        int8_bytes = ft.quantize_float_tflite(float_bytes, rep, per_tensor=per_tensor, io=io)
+    ft.check_full_int8(int8_bytes, f"{path.name} after quantization")
+
+    fm = FloatModel(float_bytes, in_shape, str(path), kind, samples)
+    # 4. per-layer report on (part of) the calibration data
+    report = layer_report(float_bytes, int8_bytes, samples, max_samples=REPORT_SAMPLES,
+                          trustworthy=trustworthy, progress=progress)
+    report.update({"source": str(path), "source_kind": kind, "calibration_samples": int(len(samples)),
+                   "calibration": "random" if calib_random else "data", "per_channel": not per_tensor, "io": io})
+    return PreparedModel(int8_bytes, fm, report, warnings)
