@@ -135,4 +135,25 @@ static inline int32_t tinyc_requantize_gt1_s32(int32_t x, int32_t multiplier, in
     return tinyc_sat_rounding_doubling_high_mul_s32(tinyc_shl_s32(x, left_shift), multiplier);
 }
 
+/*
+ * The last step of an int8 kernel: requantize the int32 accumulator, add the output offset
+ * (zero point), clamp to the activation bounds.
+ * _double: CONV_2D and DEPTHWISE_CONV_2D (gemmlowp double rounding, raw and encoded weights);
+ * _single: FULLY_CONNECTED (single rounding; the offset added with wraparound after an
+ * INT32_MIN result, as the reference does).
+ */
+static inline int8_t tinyc_requantize_double_output_s8(int32_t acc, int32_t multiplier, int32_t shift,
+                                                       int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    acc = tinyc_requantize_double_s32(acc, multiplier, (int)shift) + output_offset;
+    return (int8_t)TINYC_CLAMP(acc, act_min, act_max);
+}
+
+static inline int8_t tinyc_requantize_single_output_s8(int32_t acc, int32_t multiplier, int32_t shift,
+                                                       int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    acc = tinyc_add_wrap_s32(tinyc_requantize_s32(acc, multiplier, (int)shift), output_offset);
+    return (int8_t)TINYC_CLAMP(acc, act_min, act_max);
+}
+
 #endif /* TINYC_FIXEDPOINT_H */
