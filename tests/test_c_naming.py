@@ -121,3 +121,23 @@ def test_check_supported_does_not_lower(monkeypatch):
     for kind in {op.kind for op in graph.ops}:
         monkeypatch.setattr(spec_for(kind), "lower", lambda *a, **k: pytest.fail("check_supported lowered an op"))
     check_supported(graph)
+
+
+def test_bundled_kws_example_reads_like_a_library(tmp_path):
+    """The issue's acceptance greps over the generated sources of examples/kws_ref_model.tflite,
+    converted from its absolute path (which must not leak into the C)."""
+    from pathlib import Path
+
+    from tinyc.frontend.tflite import load_tflite
+
+    model = (Path(__file__).resolve().parent.parent / "examples" / "kws_ref_model.tflite")
+    generate(load_tflite(model), tmp_path, model.read_bytes(), "mps2-an386")
+    sources = {p.name: p.read_text() for p in tmp_path.iterdir() if p.suffix in (".c", ".h")}
+    symbols = "\n".join(sources[f] for f in ("model.c", "weights.c", "weights.h"))
+    assert not re.search(r"\btinyc_\w+_\d+\b", symbols)
+    assert not re.search(r"\btinyc_t\d+", "\n".join(sources.values()))
+    assert not any(str(model.parent) in text for text in sources.values())
+    assert "Model: main (kws_ref_model.tflite)\n" in sources["model.h"]
+    body = sources["model.c"][sources["model.c"].index("int tinyc_invoke("):]
+    calls = re.findall(r"^\s+tinyc_\w+\((.*)\);$", body, re.M)
+    assert len(calls) == 12 and all(len(args.split(",")) <= 4 for args in calls)  # RESHAPE aliases: no call

@@ -98,7 +98,8 @@ def layer_symbol(index: int, kind: str, role: str) -> str:
 
 def c_initializer(value, indent: str = "", width: int = 100) -> str:
     """A C99 initialiser for value: a dict gives designated fields ({ .a = 1, .b = 2 }), a list
-    an array, None NULL, anything else its str(). Fields are packed into lines of `width`."""
+    an array, None NULL, anything else its str(). Fields are packed into lines of `width`; a
+    field whose own initialiser spans lines stands on lines of its own."""
     if isinstance(value, dict):
         items = [f".{k} = {c_initializer(v, indent + '    ', width)}" for k, v in value.items()]
     elif isinstance(value, (list, tuple)):
@@ -112,7 +113,7 @@ def c_initializer(value, indent: str = "", width: int = 100) -> str:
         return one_line
     lines, line = [], ""
     for item in items:
-        if line and ("\n" in item or len(indent) + 4 + len(line) + len(item) + 2 > width):
+        if line and ("\n" in item + line or len(indent) + 4 + len(line) + len(item) + 2 > width):
             lines.append(line)
             line = ""
         line += (" " if line else "") + item + ","
