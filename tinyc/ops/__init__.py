@@ -2,7 +2,7 @@
 
 Contract (every module in this package follows it):
 
-    @register("CONV_2D", kernels=["conv_2d"])
+    @register("CONV_2D", kernels=["common/conv_tap_range", "conv_2d"])
     def lower_conv_2d(graph, op, ctx) -> Lowered: ...
 
     @checker("CONV_2D")
