@@ -16,6 +16,18 @@
 #define TINYC_CLAMP(x, lo, hi) TINYC_MIN(TINYC_MAX((x), (lo)), (hi))
 
 /*
+ * A kernel inlined at every call, so that its layer's `static const` params (shifts, offsets,
+ * extents) fold into its loops. Used for the small elementwise kernels, whose inner loops
+ * otherwise test every shift per element: the three ADD layers of pretrainedResnet_quant
+ * (mps2-an386) take 2.48M instructions through one shared function, 0.90M inlined, in less code.
+ */
+#if defined(__GNUC__)
+#define TINYC_ALWAYS_INLINE __attribute__((always_inline)) static inline
+#else
+#define TINYC_ALWAYS_INLINE static inline
+#endif
+
+/*
  * x * 2^n with int32 wrap-around (as the reference's int32 multiply `x * (1 << n)`). The
  * count is taken mod 32, as x86 does for that `1 << n` when a rescale of 2^30 or more makes
  * n 31 or more (checked against LiteRT 2.3 on every int8 input).
