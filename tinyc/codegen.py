@@ -1,4 +1,4 @@
-"""IR -> C sources: model.h, model.c, weights.h/.c, tinyc_kernels.h, tinyc_fixedpoint.h.
+"""IR -> C sources: model.h, model.c, weights.h/.c, tinyc_kernels.h, tinyc_types.h, tinyc_fixedpoint.h.
 
 Each op is lowered by its module in tinyc/ops (constants computed in Python, exactly as
 TFLite's Prepare); the memory planner fixes every intermediate tensor's arena offset; Jinja2
@@ -19,7 +19,7 @@ from tinyc import __version__
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir import DTYPES, Graph, Tensor, c_type
 from tinyc.ops import Lowered, check_op, spec_for
-from tinyc.planner import Plan, plan_memory
+from tinyc.planner import Plan, alias_roots, plan_memory
 from tinyc.resources import templates_dir
 
 
@@ -31,13 +31,6 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-
-
-def ident(text: str, limit: int = 40) -> str:
-    s = re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_").lower() or "x"
-    if s[0].isdigit():
-        s = "_" + s
-    return s[:limit].rstrip("_")
 
 
 def format_array(values: np.ndarray, ctype: str, per_line: int = 16) -> str:
@@ -92,57 +85,105 @@ class ConstArray:
         return int(self.values.size) * _CTYPE_SIZES[self.ctype]
 
 
+# Short op names in C symbols; every other op kind is used lower-cased (ADD -> add).
+_SLUGS = {"CONV_2D": "conv2d", "DEPTHWISE_CONV_2D": "dwconv2d", "FULLY_CONNECTED": "fc",
+          "AVERAGE_POOL_2D": "avgpool2d", "MAX_POOL_2D": "maxpool2d"}
+
+
+def layer_symbol(index: int, kind: str, role: str) -> str:
+    """The naming rule of every per-layer C symbol: tinyc_l<layer index>_<op>_<role>,
+    e.g. tinyc_l0_conv2d_filter, tinyc_l11_fc_params (docs/internals.md, "Generated files")."""
+    return f"tinyc_l{index}_{_SLUGS.get(kind, kind.lower())}_{role}"
+
+
+def c_initializer(value, indent: str = "", width: int = 100) -> str:
+    """A C99 initialiser for value: a dict gives designated fields ({ .a = 1, .b = 2 }), a list
+    an array, None NULL, anything else its str(). Fields are packed into lines of `width`; a
+    field whose own initialiser spans lines stands on lines of its own."""
+    if isinstance(value, dict):
+        items = [f".{k} = {c_initializer(v, indent + '    ', width)}" for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [c_initializer(v, indent + "    ", width) for v in value]
+    elif value is None:
+        return "NULL"
+    else:
+        return str(int(value)) if isinstance(value, (bool, np.integer)) else str(value)
+    one_line = "{ " + ", ".join(items) + " }"
+    if len(indent) + len(one_line) <= width and "\n" not in one_line:
+        return one_line
+    lines, line = [], ""
+    for item in items:
+        if line and ("\n" in item + line or len(indent) + 4 + len(line) + len(item) + 2 > width):
+            lines.append(line)
+            line = ""
+        line += (" " if line else "") + item + ","
+    lines.append(line)
+    inner = "\n".join(f"{indent}    {l}" for l in lines)
+    return "{\n" + inner + f"\n{indent}}}"
+
+
 @dataclass
 class LoweringContext:
+    """Everything the lowering of a graph emits: constant arrays (weights.c), per-layer params
+    structs (model.c), scratch requests (planned after lowering). Lowering runs once; arena
+    tensors and scratch buffers are referred to by macros whose offsets the plan fixes later."""
     graph: Graph
-    plan: Plan | None
+    plan: Plan | None = None
     consts: dict[str, ConstArray] = field(default_factory=dict)
     tensor_consts: dict[int, str] = field(default_factory=dict)
     scratch_requests: dict[int, int] = field(default_factory=dict)
-    current_op: int = -1
+    params: dict[int, list[str]] = field(default_factory=dict)  # op index -> C definitions
+    alias_of: dict[int, int] = field(default_factory=dict)
 
-    def ident(self, text: str) -> str:
-        return ident(text)
+    def __post_init__(self):
+        self.alias_of = alias_roots(self.graph)
 
-    def const(self, base: str, values, ctype: str, comment: str = "") -> str:
-        arr = np.asarray(values)
-        name = "tinyc_" + ident(base)
-        # Identical content under the same base name is shared; otherwise uniquify.
-        n, k = name, 1
-        while n in self.consts:
-            existing = self.consts[n]
-            if existing.ctype == ctype and existing.values.shape == arr.reshape(-1).shape and \
-                    np.array_equal(existing.values, arr.reshape(-1)):
-                return n
-            k += 1
-            n = f"{name}_{k}"
-        self.consts[n] = ConstArray(n, ctype, arr.reshape(-1).copy(), comment)
-        return n
+    def symbol(self, op_index: int, role: str) -> str:
+        return layer_symbol(op_index, self.graph.ops[op_index].kind, role)
 
-    def ptr(self, t: int) -> str:
+    def const(self, op_index: int, role: str, values, ctype: str, what: str) -> str:
+        """Emit a constant array of layer op_index into weights.c; returns its C name."""
+        arr = np.asarray(values).reshape(-1).copy()
+        name = self.symbol(op_index, role) if op_index >= 0 else f"tinyc_{role}"
+        if name in self.consts:
+            raise TinycError(f"internal: two constants named {name}")
+        head = f"layer {op_index} {self.graph.ops[op_index].kind}: " if op_index >= 0 else ""
+        self.consts[name] = ConstArray(name, ctype, arr, f"{head}{what}, [{arr.size}] {ctype}")
+        return name
+
+    def add_params(self, op_index: int, ctype: str, fields: dict, role: str = "params") -> str:
+        """A `static const` params struct of layer op_index for model.c; returns its address."""
+        name = self.symbol(op_index, role)
+        self.params.setdefault(op_index, []).append(
+            f"static const {ctype} {name} = {c_initializer(fields)};")
+        return f"&{name}"
+
+    def ptr(self, t: int, op_index: int = -1, role: str | None = None) -> str:
         g = self.graph
         tensor = g.tensors[t]
         ctype = c_type(tensor.dtype)
-        root = self.plan.alias_of.get(t, t) if self.plan else t
+        root = self.alias_of.get(t, t)
         if root in g.inputs:
             return _cast(f"in{g.inputs.index(root)}", ctype, tensor, g.tensors[root], const=True)
         rt = g.tensors[root]
         if rt.is_const:  # even if it is also an output: that gets a copy at the end
             if root not in self.tensor_consts:
+                if role is None:
+                    users = g.ops[op_index].inputs if op_index >= 0 else []
+                    role = f"input{list(users).index(t)}" if t in users else f"tensor{root}"
                 self.tensor_consts[root] = self.const(
-                    f"t{root}", rt.data, c_type(rt.dtype), f"{rt.name} {shape_text(rt)} {quant_text(rt)}")
+                    op_index, role, rt.data, c_type(rt.dtype), f"{role} {shape_text(rt)} {quant_text(rt)}")
             return _cast(self.tensor_consts[root], ctype, tensor, rt, const=True)
         if root in g.outputs:
             return _cast(f"out{g.outputs.index(root)}", ctype, tensor, g.tensors[root], const=False)
-        if self.plan is None:  # dry run: only scratch sizes are collected
-            return f"(({ctype} *)0)"
         return f"TINYC_T{root}" if tensor.dtype == rt.dtype else f"(({ctype} *)TINYC_T{root})"
 
     def scratch(self, op_index: int, nbytes: int) -> str:
+        """An int8_t * scratch buffer of the layer, placed in the arena by the planner."""
+        if nbytes <= 0:
+            return "NULL"
         self.scratch_requests[op_index] = max(self.scratch_requests.get(op_index, 0), int(nbytes))
-        if self.plan is None:
-            return "((int8_t *)0)"
-        return f"(tinyc_arena.bytes + {self.plan.scratch[op_index]})"
+        return f"TINYC_L{op_index}_SCRATCH"
 
 
 def _cast(expr: str, ctype: str, tensor: Tensor, root: Tensor, const: bool) -> str:
@@ -159,6 +200,7 @@ class Layer:
     comment: list[str]
     call: str
     macs: int
+    params: list[str] = field(default_factory=list)  # static const definitions in model.c
 
 
 @dataclass
@@ -183,54 +225,53 @@ def _attr_text(attrs: dict) -> str:
     return ", ".join(parts)
 
 
-def lower_graph(graph: Graph) -> tuple[list[Lowered], LoweringContext]:
-    for i in range(len(graph.ops)):
-        check_op(graph, i)
-    # Dry run collects scratch requests, then the planner places everything.
-    dry = LoweringContext(graph, None)
+def lower_graph(graph: Graph, *, check: bool = True) -> tuple[list[Lowered], LoweringContext]:
+    """Lower every op once, then plan the arena (tensors and the scratch the ops asked for)."""
+    if check:
+        check_supported(graph)
+    ctx = LoweringContext(graph)
+    lowered = []
     for i, op in enumerate(graph.ops):
-        dry.current_op = i
         try:
-            spec_for(op.kind).lower(graph, op, _OpCtx(dry, i))
+            lowered.append(spec_for(op.kind).lower(graph, op, OpContext(ctx, i)))
         except UnsupportedError as exc:  # e.g. from the shared quantization math: say which op
             if op.name and f"'{op.name}'" in str(exc):
                 raise
             raise UnsupportedError(f"{op.kind} '{op.name or i}': {exc}") from None
-    plan = plan_memory(graph, dry.scratch_requests)
-    ctx = LoweringContext(graph, plan)
-    lowered = []
-    for i, op in enumerate(graph.ops):
-        ctx.current_op = i
-        lowered.append(spec_for(op.kind).lower(graph, op, _OpCtx(ctx, i)))
+    ctx.plan = plan_memory(graph, ctx.scratch_requests)
     return lowered, ctx
 
 
-class _OpCtx:
-    """The context handed to one op's lowering: `scratch(nbytes)` may omit the op index."""
+class OpContext:
+    """What one op's lowering is handed (see tinyc/ops/__init__.py): constants, params structs,
+    tensor pointers and scratch, all named after this layer."""
 
     def __init__(self, ctx: LoweringContext, op_index: int):
         self._ctx = ctx
         self.op_index = op_index
         self.graph = ctx.graph
 
-    def ident(self, text):
-        return self._ctx.ident(text)
+    def symbol(self, role: str) -> str:
+        return self._ctx.symbol(self.op_index, role)
 
-    def const(self, base, values, ctype, comment=""):
-        return self._ctx.const(base, values, ctype, comment)
+    def const(self, role: str, values, ctype: str, what: str) -> str:
+        return self._ctx.const(self.op_index, role, values, ctype, what)
 
-    def ptr(self, t):
-        return self._ctx.ptr(t)
+    def params(self, ctype: str, fields: dict, role: str = "params") -> str:
+        return self._ctx.add_params(self.op_index, ctype, fields, role)
 
-    def scratch(self, op_index_or_nbytes, nbytes=None):
-        if nbytes is None:
-            return self._ctx.scratch(self.op_index, op_index_or_nbytes)
-        return self._ctx.scratch(op_index_or_nbytes, nbytes)
+    def ptr(self, t: int, role: str | None = None) -> str:
+        return self._ctx.ptr(t, self.op_index, role)
+
+    def scratch(self, nbytes: int) -> str:
+        return self._ctx.scratch(self.op_index, nbytes)
 
 
-def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = "host") -> Generated:
-    """Write the C sources for `graph` into outdir; return what the manifest needs."""
-    lowered, ctx = lower_graph(graph)
+def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = "host", *,
+             check: bool = True) -> Generated:
+    """Write the C sources for `graph` into outdir; return what the manifest needs.
+    check=False skips check_supported when the caller has just run it."""
+    lowered, ctx = lower_graph(graph, check=check)
     plan = ctx.plan
     layers = []
     for i, (op, low) in enumerate(zip(graph.ops, lowered)):
@@ -248,7 +289,7 @@ def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = 
         if low.macs:
             comment.append(f"  {low.macs} MACs")
         comment.extend(f"  {n}" for n in low.notes)
-        layers.append(Layer(i, op.name, op.kind, comment, low.call, low.macs))
+        layers.append(Layer(i, op.name, op.kind, comment, low.call, low.macs, ctx.params.get(i, [])))
 
     kernels: list[str] = []
     for op, low in zip(graph.ops, lowered):
@@ -278,7 +319,7 @@ def _output_copies(graph: Graph, ctx: LoweringContext) -> list[str]:
         if graph.outputs.index(t) < k:
             src = f"out{graph.outputs.index(t)}"
         elif t in graph.inputs or tensor.is_const:
-            src = ctx.ptr(t)
+            src = ctx.ptr(t, role=f"output{k}")
         elif t in producers:
             continue
         else:
@@ -315,16 +356,17 @@ def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str) -> None
                              "first": b.first, "last": b.last,
                              "desc": f"{shape_text(t)} {t.dtype}, {b.size} B, layers {b.first}-{b.last}: {t.name}"[:150]})
         else:
-            mem_rows.append({"root": None, "offset": b.offset, "size": b.size, "first": b.first, "last": b.last,
-                             "desc": f"scratch of layer {b.first}, {b.size} B"})
+            mem_rows.append({"root": None, "layer": int(b.key[1:]), "offset": b.offset, "size": b.size,
+                             "first": b.first, "last": b.last, "desc": f"scratch of layer {b.first}, {b.size} B"})
     common = dict(
         version=__version__, model_name=graph.name, board=board_name, inputs=inputs, outputs=outputs,
         layers=gen.layers, arena_bytes=plan.arena_bytes, model_hash=gen.model_hash, mem_rows=mem_rows,
         consts=gen.consts, weight_bytes=gen.weight_bytes, kernels=gen.kernels, format_array=format_array,
-        source=graph.meta.get("source", ""), uses_float=any(c.ctype == "float" for c in gen.consts),
+        source=Path(graph.meta.get("source", "")).name,  # the file name: no machine path in the C
+        uses_float=any(c.ctype == "float" for c in gen.consts),
         io_copies=gen.io_copies, unused_io=gen.unused_io,
     )
-    kernel_src = [env.get_template(f"ops/{k}.c.j2").render(ctx=None) for k in gen.kernels]
+    kernel_src = [env.get_template(_kernel_template(k)).render(ctx=None) for k in gen.kernels]
     files = {
         "model.h": env.get_template("model.h.j2").render(**common),
         "model.c": env.get_template("model.c.j2").render(**common),
@@ -332,14 +374,23 @@ def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str) -> None
         "weights.c": env.get_template("weights.c.j2").render(**common),
         "tinyc_kernels.h": env.get_template("tinyc_kernels.h.j2").render(kernel_src=kernel_src, **common),
         "tinyc_fixedpoint.h": (templates_dir() / "common" / "tinyc_fixedpoint.h").read_text(),
+        "tinyc_types.h": (templates_dir() / "common" / "tinyc_types.h").read_text(),
     }
     for name, text in files.items():
         (outdir / name).write_text(text)
 
 
+def _kernel_template(kernel: str) -> str:
+    """A kernel name is templates/ops/<name>.c.j2, or templates/common/<name>.c.j2 for the
+    "common/<name>" helpers that several kernels share (each rendered once)."""
+    return f"{kernel}.c.j2" if kernel.startswith("common/") else f"ops/{kernel}.c.j2"
+
+
 def check_supported(graph: Graph) -> None:
+    """Raise UnsupportedError (one line) for the first op tinyc cannot compile. Pure: checks
+    each op's kind, types and attributes; lowers nothing."""
     for i in range(len(graph.ops)):
         check_op(graph, i)
 
 
-__all__ = ["generate", "lower_graph", "check_supported", "ident", "format_array"]
+__all__ = ["generate", "lower_graph", "check_supported", "layer_symbol", "format_array"]

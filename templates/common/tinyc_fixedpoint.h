@@ -16,6 +16,18 @@
 #define TINYC_CLAMP(x, lo, hi) TINYC_MIN(TINYC_MAX((x), (lo)), (hi))
 
 /*
+ * A kernel inlined at every call, so that its layer's `static const` params (shifts, offsets,
+ * extents) fold into its loops. Used for the small elementwise kernels, whose inner loops
+ * otherwise test every shift per element: the three ADD layers of pretrainedResnet_quant
+ * (mps2-an386) take 2.48M instructions through one shared function, 0.90M inlined, in less code.
+ */
+#if defined(__GNUC__)
+#define TINYC_ALWAYS_INLINE __attribute__((always_inline)) static inline
+#else
+#define TINYC_ALWAYS_INLINE static inline
+#endif
+
+/*
  * x * 2^n with int32 wrap-around (as the reference's int32 multiply `x * (1 << n)`). The
  * count is taken mod 32, as x86 does for that `1 << n` when a rescale of 2^30 or more makes
  * n 31 or more (checked against LiteRT 2.3 on every int8 input).
@@ -133,6 +145,27 @@ static inline int32_t tinyc_requantize_lt1_s32(int32_t x, int32_t multiplier, in
 static inline int32_t tinyc_requantize_gt1_s32(int32_t x, int32_t multiplier, int left_shift)
 {
     return tinyc_sat_rounding_doubling_high_mul_s32(tinyc_shl_s32(x, left_shift), multiplier);
+}
+
+/*
+ * The last step of an int8 kernel: requantize the int32 accumulator, add the output offset
+ * (zero point), clamp to the activation bounds.
+ * _double: CONV_2D and DEPTHWISE_CONV_2D (gemmlowp double rounding, raw and encoded weights);
+ * _single: FULLY_CONNECTED (single rounding; the offset added with wraparound after an
+ * INT32_MIN result, as the reference does).
+ */
+static inline int8_t tinyc_requantize_double_output_s8(int32_t acc, int32_t multiplier, int32_t shift,
+                                                       int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    acc = tinyc_requantize_double_s32(acc, multiplier, (int)shift) + output_offset;
+    return (int8_t)TINYC_CLAMP(acc, act_min, act_max);
+}
+
+static inline int8_t tinyc_requantize_single_output_s8(int32_t acc, int32_t multiplier, int32_t shift,
+                                                       int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    acc = tinyc_add_wrap_s32(tinyc_requantize_s32(acc, multiplier, (int)shift), output_offset);
+    return (int8_t)TINYC_CLAMP(acc, act_min, act_max);
 }
 
 #endif /* TINYC_FIXEDPOINT_H */

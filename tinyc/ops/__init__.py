@@ -2,30 +2,42 @@
 
 Contract (every module in this package follows it):
 
-    @register("CONV_2D", kernels=["conv_2d"])
+    @register("CONV_2D", kernels=["common/conv_tap_range", "conv_2d"])
     def lower_conv_2d(graph, op, ctx) -> Lowered: ...
 
     @checker("CONV_2D")
     def check_conv_2d(graph, op) -> None: ...   # raise UnsupportedError(one clear line)
 
-- `kernels` names files in templates/ops/<name>.c.j2. Each defines `static` C functions
-  (CMSIS-style names: tinyc_conv_2d_s8, ...) using only <stdint.h>, <string.h>,
-  <math.h> (float paths only) and templates/common/tinyc_fixedpoint.h. Only the kernels
-  of ops the model uses are rendered into the generated `tinyc_kernels.h`. A template may
-  use Jinja only for optional code paths; keep it readable C. It is rendered with the
-  context {"ctx": KernelRenderInfo} (unused today; reserved for per-board variants).
+- `kernels` names files in templates/ops/<name>.c.j2, or templates/common/<name>.c.j2 for
+  "common/<name>" (helpers several kernels share: listed before the kernel, rendered once).
+  Each defines `static inline` C functions (CMSIS-style names: tinyc_conv_2d_s8, ...) using
+  only <stddef.h>, <stdint.h>, <string.h>, templates/common/tinyc_fixedpoint.h and the
+  params types of templates/common/tinyc_types.h. Only the kernels of ops the model uses are
+  rendered into the generated `tinyc_kernels.h`. A template may use Jinja only for optional
+  code paths; keep it readable C. It is rendered with the context {"ctx": None} (reserved
+  for per-board variants).
+- Kernel-call convention: `tinyc_<kernel>_s8(&params, tensors...)`, at most four arguments;
+  `params` is a `static const tinyc_<kernel>_params_s8` in model.c, written with designated
+  initialisers in the groups .dims / .op / .quant (then the constant arrays it reads).
 - `lower` computes every constant on the Python side (multipliers, shifts, activation
   bounds, padding offsets) exactly as TFLite's Prepare() does, and returns the C statement
-  that performs the layer, built with `ctx`:
-    ctx.ptr(t)                C expression for tensor t's data, typed `const T *` for
-                              constants and graph inputs, `T *` otherwise
-    ctx.const(base, array, ctype)
-                              emits a `const` array into weights.c, returns its C name
-    ctx.scratch(op_index, nbytes)
-                              C expression (int8_t *) of a per-op scratch buffer, planned in
-                              the arena with the op's lifetime
-    ctx.ident(text)           a C identifier made from text
+  that performs the layer, built with `ctx` (a codegen.OpContext for this layer):
+    ctx.params(ctype, fields, role="params")
+                              emits `static const ctype tinyc_l<i>_<op>_<role> = {...}` into
+                              model.c (fields: nested dicts -> designated initialisers, lists
+                              -> arrays, None -> NULL) and returns its address
+    ctx.const(role, array, ctype, what)
+                              emits the `const` array tinyc_l<i>_<op>_<role> into weights.c,
+                              with a one-line comment (layer, what, size); returns its name
+    ctx.ptr(t, role=None)     C expression for tensor t's data, typed `const T *` for
+                              constants and graph inputs, `T *` otherwise; a constant tensor
+                              is emitted on first use as tinyc_l<i>_<op>_<role> (role
+                              "filter", "bias", ...; default input<k>)
+    ctx.scratch(nbytes)       C expression (int8_t *) of this layer's scratch buffer, planned
+                              in the arena after lowering (NULL for 0 bytes)
 - `Lowered.macs` is the multiply-accumulate count for the report.
+- Raw and encoded (sparse / Huffman) lowerings of an op live side by side in its module; the
+  encoding helpers shared by them are in _encoded.py.
 """
 
 from __future__ import annotations

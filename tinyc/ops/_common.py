@@ -81,12 +81,13 @@ def lut_s8(transform, input_scale: float, input_zp: int, output_scale: float, ou
     return lut
 
 
-def lower_lut_s8(graph, op, ctx, kind: str, what: str, make_lut):
-    """A table-lookup op (LOGISTIC, TANH): the table make_lut(input_scale, input_zp,
-    output_scale, output_zp) builds, as a constant, and a call of tinyc_<kind>_s8."""
+def lower_lut_s8(graph, op, ctx, what: str, make_lut):
+    """A table-lookup op (LOGISTIC, TANH; kernel "lookup_table"): the table make_lut(input_scale,
+    input_zp, output_scale, output_zp) builds, as a constant, and a call of tinyc_lookup_table_s8."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     lut = make_lut(x.quant.s, x.quant.zp, y.quant.s, y.quant.zp)
-    name = ctx.const(f"{ctx.ident(op.name or kind)}_lut", lut, "int8_t",
-                     f"{what} table for input ({x.quant.s:g}, {x.quant.zp}) -> output ({y.quant.s:g}, {y.quant.zp})")
-    call = f"tinyc_{kind}_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {x.size}, {name});"
+    table = ctx.const("table", lut, "int8_t", f"{what} of input ({x.quant.s:g}, {x.quant.zp}) quantized "
+                                              f"as output ({y.quant.s:g}, {y.quant.zp}), by input byte")
+    params = ctx.params("tinyc_lookup_table_params_s8", {"dims": {"size": x.size}, "table": table})
+    call = f"tinyc_lookup_table_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     return Lowered(call=call, macs=0)

@@ -66,6 +66,9 @@ def lower_concatenation(graph, op, ctx) -> Lowered:
         x = graph.tensors[t]
         block = (x.size // outer) * esize if outer else 0
         src = ctx.ptr(t) if y.dtype == "int8" else f"(const int8_t *){ctx.ptr(t)}"
-        lines.append(f"tinyc_concatenation_s8({src}, {dst} + {offset}, {outer}, {block}, {out_block});")
+        params = ctx.params("tinyc_concatenation_params",
+                            {"outer": outer, "block_bytes": block, "output_block_bytes": out_block,
+                             "output_start": offset}, role=f"input{len(lines)}_params")
+        lines.append(f"tinyc_concatenation_s8({params}, {src}, {dst});")
         offset += block
     return Lowered(call="\n".join(lines), macs=0, notes=[f"axis {axis}, {len(op.inputs)} inputs"])

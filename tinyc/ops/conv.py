@@ -33,8 +33,8 @@ import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ops import Lowered, checker, register
-from tinyc.ops.compressed import lower_encoded
 from tinyc.ops._common import label as _label
+from tinyc.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
 from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -155,36 +155,32 @@ def _requant_consts(graph, op, out_ch: int):
     return mult, shift, act_min, act_max
 
 
-def requant_arrays(graph, op, ctx, base: str, out_ch: int) -> tuple[str, str, int, int]:
-    """The per-channel multipliers and shifts as weights.c arrays (their C names), and the
+def _quant_fields(graph, op, ctx, out_ch: int) -> tuple[dict, int, int]:
+    """The per-channel multipliers and shifts as weights.c arrays (the .quant group), and the
     activation bounds."""
     mult, shift, act_min, act_max = _requant_consts(graph, op, out_ch)
-    return (ctx.const(f"{base}_mult", mult, "int32_t"), ctx.const(f"{base}_shift", shift, "int32_t"),
-            act_min, act_max)
+    quant = {"multiplier": ctx.const("multiplier", mult, "int32_t", "per-channel requantization multipliers (Q31)"),
+             "shift": ctx.const("shift", shift, "int32_t", "per-channel requantization shifts")}
+    return quant, act_min, act_max
 
 
-def params_block(struct: str, g: dict, filter_row: str, input_offset: int, output_offset: int,
-                 act_min: int, act_max: int) -> str:
-    """The `static const <struct> params` of a conv / depthwise kernel call (raw or encoded
-    weights); `filter_row` is the filter line's third value and comment."""
-    return (
-        f"    static const {struct} params = {{\n"
-        f"        {g['batches']}, {g['in_h']}, {g['in_w']}, {g['in_ch']},  /* batches, input h, w, channels */\n"
-        f"        {g['out_h']}, {g['out_w']}, {g['out_ch']},  /* output h, w, channels */\n"
-        f"        {g['filter_h']}, {g['filter_w']}, {filter_row}\n"
-        f"        {g['stride_h']}, {g['stride_w']}, {g['dilation_h']}, {g['dilation_w']},  /* stride, dilation */\n"
-        f"        {g['pad_h']}, {g['pad_w']},  /* padding top, left */\n"
-        f"        {input_offset}, {output_offset}, {act_min}, {act_max}  /* input offset, output offset, act min, max */\n"
-        "    };\n"
-    )
+def _op_fields(g: dict, input_offset: int, output_offset: int, act_min: int, act_max: int) -> dict:
+    """The .op group (tinyc_conv_op_params) of a conv / depthwise layer, raw or encoded."""
+    return {"stride_h": g["stride_h"], "stride_w": g["stride_w"],
+            "dilation_h": g["dilation_h"], "dilation_w": g["dilation_w"], "pad_h": g["pad_h"], "pad_w": g["pad_w"],
+            "input_offset": input_offset, "output_offset": output_offset, "act_min": act_min, "act_max": act_max}
 
 
-def conv_filter_row(filter_in_ch: int, groups: int) -> str:
-    return f"{filter_in_ch},  /* filter h, w, input channels ({groups} group(s)) */"
+def _dims_fields(g: dict, last: str, last_value: int) -> dict:
+    """The .dims group: tinyc_conv_dims (last = filter_ch) or tinyc_depthwise_conv_dims
+    (last = depth_multiplier)."""
+    return {"batches": g["batches"], "input_h": g["in_h"], "input_w": g["in_w"], "input_ch": g["in_ch"],
+            "output_h": g["out_h"], "output_w": g["out_w"], "output_ch": g["out_ch"],
+            "filter_h": g["filter_h"], "filter_w": g["filter_w"], last: last_value}
 
 
-def depthwise_filter_row(depth_multiplier: int) -> str:
-    return f"{depth_multiplier},  /* filter h, w, depth multiplier */"
+def _bias(graph, op, ctx):
+    return ctx.ptr(op.inputs[2], "bias") if _has_bias(op) else None
 
 
 def layer_note(g: dict, act_min: int, act_max: int) -> str:
@@ -232,38 +228,51 @@ def check_conv_2d(graph, op):
     _check_channels(graph, op, "CONV_2D", w, out_ch, 0)
 
 
-@register("CONV_2D", kernels=["conv_2d"])
+@register("CONV_2D", kernels=["common/conv_tap_range", "conv_2d"])
 def lower_conv_2d(graph, op, ctx) -> Lowered:
-    encoded = lower_encoded(graph, op, ctx)  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
-    if encoded is not None:
-        return encoded
     x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
     out_ch, filter_h, filter_w, filter_in_ch = (int(d) for d in w.shape)
     g = _geometry(graph, op, "CONV_2D", filter_h, filter_w, out_ch)
     groups = g["in_ch"] // filter_in_ch
     input_offset = -x.quant.zp
-    base = ctx.ident(op.name or "conv_2d")
-    mult_name, shift_name, act_min, act_max = requant_arrays(graph, op, ctx, base, out_ch)
+    quant, act_min, act_max = _quant_fields(graph, op, ctx, out_ch)
+    fields = {"dims": _dims_fields(g, "filter_ch", filter_in_ch),
+              "op": _op_fields(g, input_offset, y.quant.zp, act_min, act_max), "quant": quant}
+    notes = [layer_note(g, act_min, act_max) + (f"; {groups} groups" if groups > 1 else "")]
+    enc = weight_encoding(graph, op)
+    if enc is not None:
+        return _lower_conv_2d_encoded(graph, op, ctx, enc, fields, g, notes)
     sums = w.data.astype(np.int64).reshape(out_ch, -1).sum(axis=1)
     init = _acc_init(graph, op, sums, input_offset)
-    init_name = ctx.const(f"{base}_acc_init", init, "int32_t") if init is not None else "0"
-    bias = ctx.ptr(op.inputs[2]) if _has_bias(op) else "0"
+    fields["filter"] = ctx.ptr(op.inputs[1], "filter")
+    fields["bias"] = _bias(graph, op, ctx)
+    fields["acc_init"] = None if init is None else ctx.const(
+        "acc_init", init, "int32_t", "bias + input_offset * sum(filter) per output channel")
     # Border windows are copied, zero-point padded, into a scratch window (see the kernel).
-    window = "0"
+    window = "NULL"
     if init is not None and has_border_windows(g):
         window = ctx.scratch(filter_h * filter_w * g["in_ch"])
-
-    call = (
-        "{\n"
-        + params_block("tinyc_conv_2d_params_s8", g, conv_filter_row(filter_in_ch, groups), input_offset,
-                       y.quant.zp, act_min, act_max)
-        + f"    tinyc_conv_2d_s8(&params, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, {init_name},\n"
-        f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])}, {window});\n"
-        "}"
-    )
+    params = ctx.params("tinyc_conv_2d_params_s8", fields)
+    call = f"tinyc_conv_2d_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {window});"
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w * filter_in_ch
-    notes = [layer_note(g, act_min, act_max) + (f"; {groups} groups" if groups > 1 else "")]
     return Lowered(call=call, macs=macs, notes=notes)
+
+
+def _lower_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict, notes: list[str]) -> Lowered:
+    """CONV_2D whose filter is stored encoded (tinyc/ops/_encoded.py)."""
+    w = graph.tensors[op.inputs[1]]
+    e = encode_weights(graph, op, enc)
+    filter_fields, enc_notes = encoded_filter(ctx, e)
+    filter_size = int(np.prod(w.shape[1:]))
+    lut = lut_bytes(e)
+    fields.update(filter=filter_fields, bias=_bias(graph, op, ctx), lut_bytes=lut)
+    # scratch: Huffman tables (uint16), packed taps (int32), the decoded filter
+    scratch = ctx.scratch(lut + 4 * filter_size + filter_size)
+    params = ctx.params("tinyc_conv_2d_encoded_params_s8", fields)
+    call = f"tinyc_conv_2d_encoded_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {scratch});"
+    macs = g["batches"] * g["out_h"] * g["out_w"] * int(np.count_nonzero(w.data))
+    return Lowered(call=call, macs=macs, notes=enc_notes + notes,
+                   kernels=[DECODER_KERNEL, "common/conv_tap_range", "conv_2d_sparse"])
 
 
 # ------------------------------------------------------------------------- DEPTHWISE_CONV_2D
@@ -284,32 +293,45 @@ def check_depthwise_conv_2d(graph, op):
     _check_channels(graph, op, "DEPTHWISE_CONV_2D", w, out_ch, 3)
 
 
-@register("DEPTHWISE_CONV_2D", kernels=["depthwise_conv_2d"])
+@register("DEPTHWISE_CONV_2D", kernels=["common/conv_tap_range", "depthwise_conv_2d"])
 def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
-    encoded = lower_encoded(graph, op, ctx)  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
-    if encoded is not None:
-        return encoded
     x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
     _, filter_h, filter_w, out_ch = (int(d) for d in w.shape)
     g = _geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)
     depth_multiplier = out_ch // g["in_ch"]
     input_offset = -x.quant.zp
-    base = ctx.ident(op.name or "depthwise_conv_2d")
-    mult_name, shift_name, act_min, act_max = requant_arrays(graph, op, ctx, base, out_ch)
+    quant, act_min, act_max = _quant_fields(graph, op, ctx, out_ch)
+    fields = {"dims": _dims_fields(g, "depth_multiplier", depth_multiplier),
+              "op": _op_fields(g, input_offset, y.quant.zp, act_min, act_max), "quant": quant}
+    notes = [layer_note(g, act_min, act_max) + f"; depth multiplier {depth_multiplier}"]
+    enc = weight_encoding(graph, op)
+    if enc is not None:
+        return _lower_depthwise_conv_2d_encoded(graph, op, ctx, enc, fields, g, notes)
     sums = w.data.astype(np.int64).reshape(-1, out_ch).sum(axis=0)
     init = _acc_init(graph, op, sums, input_offset)
-    init_name = ctx.const(f"{base}_acc_init", init, "int32_t") if init is not None else "0"
-    bias = ctx.ptr(op.inputs[2]) if _has_bias(op) else "0"
-
-    call = (
-        "{\n"
-        + params_block("tinyc_depthwise_conv_2d_params_s8", g, depthwise_filter_row(depth_multiplier),
-                       input_offset, y.quant.zp, act_min, act_max)
-        + f"    tinyc_depthwise_conv_2d_s8(&params, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, "
-        f"{init_name},\n"
-        f"        {mult_name}, {shift_name}, {ctx.ptr(op.outputs[0])});\n"
-        "}"
-    )
+    fields["filter"] = ctx.ptr(op.inputs[1], "filter")
+    fields["bias"] = _bias(graph, op, ctx)
+    fields["acc_init"] = None if init is None else ctx.const(
+        "acc_init", init, "int32_t", "bias + input_offset * sum(filter) per output channel")
+    params = ctx.params("tinyc_depthwise_conv_2d_params_s8", fields)
+    call = f"tinyc_depthwise_conv_2d_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w
-    notes = [layer_note(g, act_min, act_max) + f"; depth multiplier {depth_multiplier}"]
     return Lowered(call=call, macs=macs, notes=notes)
+
+
+def _lower_depthwise_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict,
+                                     notes: list[str]) -> Lowered:
+    """DEPTHWISE_CONV_2D whose filter is stored encoded (tinyc/ops/_encoded.py)."""
+    w = graph.tensors[op.inputs[1]]
+    e = encode_weights(graph, op, enc)
+    filter_fields, enc_notes = encoded_filter(ctx, e)
+    taps = g["filter_h"] * g["filter_w"]
+    lut = lut_bytes(e)
+    fields.update(filter=filter_fields, bias=_bias(graph, op, ctx), lut_bytes=lut)
+    scratch = ctx.scratch(lut + 4 * taps + taps)
+    params = ctx.params("tinyc_depthwise_conv_2d_encoded_params_s8", fields)
+    call = (f"tinyc_depthwise_conv_2d_encoded_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, "
+            f"{scratch});")
+    macs = g["batches"] * g["out_h"] * g["out_w"] * int(np.count_nonzero(w.data))
+    return Lowered(call=call, macs=macs, notes=enc_notes + notes,
+                   kernels=[DECODER_KERNEL, "common/conv_tap_range", "depthwise_conv_2d_sparse"])

@@ -109,12 +109,16 @@ def mul_params(s1: float, s2: float, s_out: float) -> tuple[int, int]:
     return quantize_multiplier(real)
 
 
-def _loop_consts(graph, op, ctx, base):
+def _broadcast_dims(graph, op) -> dict:
+    """The .dims group (tinyc_broadcast_dims) of ADD, SUB and MUL."""
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
     dims, st1, st2 = broadcast_loops(a.shape, b.shape, y.shape)
-    arr = np.array([dims, st1, st2], dtype=np.int64).reshape(-1)
-    return ctx.const(f"{base}_loops", arr, "int32_t"), dims, st1, st2
+    return {"extent": dims, "input1_stride": st1, "input2_stride": st2}
+
+
+def _dims_note(d: dict) -> str:
+    return f"loops {d['extent']}, strides {d['input1_stride']} / {d['input2_stride']}"
 
 
 def check_add_like(graph, op, kind: str) -> None:
@@ -129,19 +133,23 @@ def check_add_like(graph, op, kind: str) -> None:
 
 
 def lower_add_like(graph, op, ctx, kind: str) -> Lowered:
-    """ADD's lowering, which SUB shares: the same constants passed to tinyc_<kind>_s8."""
+    """ADD's lowering, which SUB shares: the same params (tinyc_add_params_s8) passed to tinyc_<kind>_s8."""
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
     p = add_params(a.quant.s, b.quant.s, y.quant.s)
     act_min, act_max = activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp)
-    base = ctx.ident(op.name or kind)
-    loops, dims, st1, st2 = _loop_consts(graph, op, ctx, base)
-    call = (
-        f"tinyc_{kind}_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {ctx.ptr(op.outputs[0])}, {loops},\n"
-        f"    {-a.quant.zp}, {p['m1']}, {p['sh1']}, {-b.quant.zp}, {p['m2']}, {p['sh2']},\n"
-        f"    {p['left_shift']}, {y.quant.zp}, {p['mo']}, {p['sho']}, {act_min}, {act_max});"
-    )
-    return Lowered(call=call, macs=0, notes=[f"loops {dims}, strides {st1} / {st2}"])
+    dims = _broadcast_dims(graph, op)
+    params = ctx.params("tinyc_add_params_s8", {
+        "dims": dims,
+        "op": {"input1_offset": -a.quant.zp, "input2_offset": -b.quant.zp, "left_shift": p["left_shift"],
+               "output_offset": y.quant.zp, "act_min": act_min, "act_max": act_max},
+        "quant": {"input1": {"multiplier": p["m1"], "shift": p["sh1"]},
+                  "input2": {"multiplier": p["m2"], "shift": p["sh2"]},
+                  "output": {"multiplier": p["mo"], "shift": p["sho"]}},
+    })
+    call = (f"tinyc_{kind}_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, "
+            f"{ctx.ptr(op.outputs[0])});")
+    return Lowered(call=call, macs=0, notes=[_dims_note(dims)])
 
 
 @checker("ADD")
@@ -149,7 +157,7 @@ def check_add(graph, op):
     check_add_like(graph, op, "ADD")
 
 
-@register("ADD", kernels=["add"])
+@register("ADD", kernels=["common/add_sub", "add"])
 def lower_add(graph, op, ctx) -> Lowered:
     return lower_add_like(graph, op, ctx, "add")
 
@@ -165,10 +173,13 @@ def lower_mul(graph, op, ctx) -> Lowered:
     y = graph.tensors[op.outputs[0]]
     mult, shift = mul_params(a.quant.s, b.quant.s, y.quant.s)
     act_min, act_max = activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp)
-    base = ctx.ident(op.name or "mul")
-    loops, dims, st1, st2 = _loop_consts(graph, op, ctx, base)
-    call = (
-        f"tinyc_mul_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {ctx.ptr(op.outputs[0])}, {loops},\n"
-        f"    {-a.quant.zp}, {-b.quant.zp}, {y.quant.zp}, {mult}, {shift}, {act_min}, {act_max});"
-    )
-    return Lowered(call=call, macs=y.size, notes=[f"loops {dims}, strides {st1} / {st2}"])
+    dims = _broadcast_dims(graph, op)
+    params = ctx.params("tinyc_mul_params_s8", {
+        "dims": dims,
+        "op": {"input1_offset": -a.quant.zp, "input2_offset": -b.quant.zp, "output_offset": y.quant.zp,
+               "act_min": act_min, "act_max": act_max},
+        "quant": {"multiplier": mult, "shift": shift},
+    })
+    call = (f"tinyc_mul_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, "
+            f"{ctx.ptr(op.outputs[0])});")
+    return Lowered(call=call, macs=y.size, notes=[_dims_note(dims)])

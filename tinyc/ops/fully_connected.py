@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from tinyc.errors import UnsupportedError
 from tinyc.ops import Lowered, checker, register
-from tinyc.ops.compressed import lower_encoded
+from tinyc.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
 from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
 
 
@@ -26,27 +28,50 @@ def check_fully_connected(graph, op):
 
 @register("FULLY_CONNECTED", kernels=["fully_connected"])
 def lower_fully_connected(graph, op, ctx) -> Lowered:
-    encoded = lower_encoded(graph, op, ctx)  # sparse / Huffman-coded weights: tinyc/ops/compressed.py
-    if encoded is not None:
-        return encoded
-    x = graph.tensors[op.inputs[0]]
-    w = graph.tensors[op.inputs[1]]
-    y = graph.tensors[op.outputs[0]]
-    has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
+    x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     output_depth, accum_depth = int(w.shape[0]), int(w.shape[-1])
     batches = x.size // accum_depth
-
     mult, shift = conv_output_multipliers(x.quant.s, w.quant.scale, y.quant.s)
     per_channel = w.quant.per_axis
     act_min, act_max = activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp)
-    base = ctx.ident(op.name or "fc")
-    mult_name = ctx.const(f"{base}_mult", mult, "int32_t")
-    shift_name = ctx.const(f"{base}_shift", shift, "int32_t")
-    bias = ctx.ptr(op.inputs[2]) if has_bias else "0"
-    call = (
-        f"tinyc_fully_connected_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, {bias}, {ctx.ptr(op.outputs[0])},\n"
-        f"    {batches}, {accum_depth}, {output_depth},\n"
-        f"    {-x.quant.zp}, {-int(w.quant.zero_point[0])}, {y.quant.zp},\n"
-        f"    {mult_name}, {shift_name}, {1 if per_channel else 0}, {act_min}, {act_max});"
-    )
+    which = "per-channel" if per_channel else "per-tensor"
+    fields = {
+        "dims": {"batches": batches, "accum_depth": accum_depth, "output_depth": output_depth},
+        "op": {"input_offset": -x.quant.zp, "filter_offset": -int(w.quant.zero_point[0]),
+               "output_offset": y.quant.zp, "act_min": act_min, "act_max": act_max},
+        "quant": {"multiplier": ctx.const("multiplier", mult, "int32_t", f"{which} requantization multipliers (Q31)"),
+                  "shift": ctx.const("shift", shift, "int32_t", f"{which} requantization shifts"),
+                  "per_channel": int(per_channel)},
+    }
+    enc = weight_encoding(graph, op)
+    if enc is not None:
+        return _lower_fully_connected_encoded(graph, op, ctx, enc, fields)
+    fields["filter"] = ctx.ptr(op.inputs[1], "filter")
+    fields["bias"] = _bias(op, ctx)
+    params = ctx.params("tinyc_fully_connected_params_s8", fields)
+    call = f"tinyc_fully_connected_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     return Lowered(call=call, macs=batches * accum_depth * output_depth)
+
+
+def _lower_fully_connected_encoded(graph, op, ctx, enc: dict, fields: dict) -> Lowered:
+    """FULLY_CONNECTED whose weights are stored encoded (tinyc/ops/_encoded.py): the Huffman
+    kernel decodes one row before its dot product, the sparse one walks the entries."""
+    w = graph.tensors[op.inputs[1]]
+    e = encode_weights(graph, op, enc)  # refuses nonzero weight zero points: filter_offset is 0
+    filter_fields, notes = encoded_filter(ctx, e)
+    lut = lut_bytes(e)
+    fields.update(filter=filter_fields, bias=_bias(op, ctx), lut_bytes=lut)
+    dims = fields["dims"]
+    huffman = e.kind == "huffman"
+    # scratch: lookup tables, then one decoded row (Huffman) or one int32 sum per row (sparse)
+    scratch = ctx.scratch(lut + (dims["accum_depth"] if huffman else 4 * dims["output_depth"]))
+    kernel = "fully_connected_huffman" if huffman else "fully_connected_sparse"
+    params = ctx.params("tinyc_fully_connected_encoded_params_s8", fields)
+    call = f"tinyc_{kernel}_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {scratch});"
+    nnz = int(np.count_nonzero(w.data))
+    macs = dims["batches"] * (dims["accum_depth"] * dims["output_depth"] if huffman else nnz)
+    return Lowered(call=call, macs=macs, notes=notes, kernels=[DECODER_KERNEL, kernel])
+
+
+def _bias(op, ctx):
+    return ctx.ptr(op.inputs[2], "bias") if len(op.inputs) > 2 and op.inputs[2] >= 0 else None

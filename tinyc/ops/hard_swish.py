@@ -55,7 +55,10 @@ def check_hard_swish(graph, op):
 def lower_hard_swish(graph, op, ctx) -> Lowered:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     p = hard_swish_params(x.quant.s, y.quant.s)
-    call = (f"tinyc_hard_swish_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {x.size},\n"
-            f"    {x.quant.zp}, {y.quant.zp}, {p['output_multiplier']}, {p['output_exponent']},\n"
-            f"    {p['reluish_multiplier']}, {p['reluish_exponent']});")
+    params = ctx.params("tinyc_hard_swish_params_s8", {
+        "dims": {"size": x.size},
+        "op": {"input_zero_point": x.quant.zp, "output_zero_point": y.quant.zp},
+        "quant": p,
+    })
+    call = f"tinyc_hard_swish_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     return Lowered(call=call, macs=0)

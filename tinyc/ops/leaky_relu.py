@@ -52,6 +52,11 @@ def lower_leaky_relu(graph, op, ctx) -> Lowered:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     alpha = float(op.attrs.get("alpha", 0.0))
     mi, si, ma, sa = leaky_relu_params(x.quant.s, alpha, y.quant.s)
-    call = (f"tinyc_leaky_relu_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {x.size},\n"
-            f"    {-x.quant.zp}, {y.quant.zp}, {mi}, {si}, {abs(ma)}, {sa}, {int(ma < 0)});")
+    params = ctx.params("tinyc_leaky_relu_params_s8", {
+        "dims": {"size": x.size},
+        "op": {"input_offset": -x.quant.zp, "output_offset": y.quant.zp},
+        "quant": {"identity": {"multiplier": mi, "shift": si}, "alpha": {"multiplier": abs(ma), "shift": sa},
+                  "alpha_negate": int(ma < 0)},
+    })
+    call = f"tinyc_leaky_relu_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     return Lowered(call=call, macs=0, notes=[f"alpha {alpha:g}"])

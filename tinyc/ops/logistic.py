@@ -46,6 +46,6 @@ def check_logistic(graph, op):
                                "re-convert the model")
 
 
-@register("LOGISTIC", kernels=["logistic"])
+@register("LOGISTIC", kernels=["lookup_table"])
 def lower_logistic(graph, op, ctx) -> Lowered:
-    return lower_lut_s8(graph, op, ctx, "logistic", "sigmoid", logistic_lut)
+    return lower_lut_s8(graph, op, ctx, "sigmoid", logistic_lut)

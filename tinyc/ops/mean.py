@@ -114,10 +114,11 @@ def lower_mean(graph, op, ctx) -> Lowered:
     loops = reduce_loops(x.shape, axes)
     n = loops[1] * loops[3]
     mult, shift = mean_multiplier(x.quant.s, y.quant.s, n)
-    call = (
-        f"tinyc_mean_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])},\n"
-        f"    {loops[0]}, {loops[1]}, {loops[2]}, {loops[3]}, {loops[4]},\n"
-        f"    {x.quant.zp * n}, {mult}, {shift}, {y.quant.zp});"
-    )
+    params = ctx.params("tinyc_mean_params_s8", {
+        "dims": dict(zip(("outer", "reduce0", "mid", "reduce1", "inner"), loops)),
+        "op": {"input_zero_point_n": x.quant.zp * n, "output_offset": y.quant.zp},
+        "quant": {"multiplier": mult, "shift": shift},
+    })
+    call = f"tinyc_mean_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     notes = [f"axes {sorted(axes)}: mean of {n} values; loops outer/reduce/mid/reduce/inner = {loops}"]
     return Lowered(call=call, macs=x.size, notes=notes)

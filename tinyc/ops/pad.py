@@ -108,13 +108,12 @@ def _lower(graph, op, ctx) -> Lowered:
     dims, before, after = pad_loops(x.shape, _paddings(graph, op), dtype_size(x.dtype))
     value = _pad_value(graph, op)[0]
     byte = value - 256 if value > 127 else value
-    base = ctx.ident(op.name or "pad")
-    arr = np.array([dims, before, after], dtype=np.int64).reshape(-1)
-    loops = ctx.const(f"{base}_loops", arr, "int32_t")
+    params = ctx.params("tinyc_pad_params_s8", {"dims": {"extent": dims, "before": before, "after": after},
+                                                 "op": {"pad_value": byte}})
     src, dst = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     if x.dtype != "int8":
         src, dst = f"(const int8_t *){src}", f"(int8_t *){dst}"
-    call = f"tinyc_pad_s8({src}, {dst}, {loops}, {byte});"
+    call = f"tinyc_pad_s8({params}, {src}, {dst});"
     return Lowered(call=call, macs=0, notes=[f"bytes: extents {dims}, before {before}, after {after}"])
 
 

@@ -92,12 +92,13 @@ def _lower_pool(graph, op, ctx, fn: str) -> Lowered:
     y = graph.tensors[op.outputs[0]]
     g = _geometry(graph, op)
     act_min, act_max = activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp)
-    call = (
-        f"{fn}({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])},\n"
-        f"    {g['batches']}, {g['in_h']}, {g['in_w']}, {g['depth']}, {g['out_h']}, {g['out_w']},\n"
-        f"    {g['stride_h']}, {g['stride_w']}, {g['filter_h']}, {g['filter_w']}, {g['pad_h']}, {g['pad_w']},\n"
-        f"    {act_min}, {act_max});"
-    )
+    params = ctx.params("tinyc_pool_params_s8", {
+        "dims": {"batches": g["batches"], "input_h": g["in_h"], "input_w": g["in_w"], "depth": g["depth"],
+                 "output_h": g["out_h"], "output_w": g["out_w"], "filter_h": g["filter_h"], "filter_w": g["filter_w"]},
+        "op": {"stride_h": g["stride_h"], "stride_w": g["stride_w"], "pad_h": g["pad_h"], "pad_w": g["pad_w"],
+               "act_min": act_min, "act_max": act_max},
+    })
+    call = f"{fn}({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     taps = int(np.prod([g["batches"], g["out_h"], g["out_w"], g["depth"], g["filter_h"], g["filter_w"]]))
     notes = [f"window {g['filter_h']}x{g['filter_w']}, stride {g['stride_h']}x{g['stride_w']}, "
              f"padding before {g['pad_h']}x{g['pad_w']}"]

@@ -61,12 +61,17 @@ def lower_quantize(graph, op, ctx) -> Lowered:
     src, dst = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     if x.dtype == "float32":
         fn = f"tinyc_quantize_f32_{_SHORT[y.dtype]}"
-        call = f"{fn}({src}, {dst}, {y.size}, {c_float(y.quant.s)}, {y.quant.zp});"
+        params = ctx.params("tinyc_affine_params", {"dims": {"size": y.size},
+                                                    "quant": {"scale": c_float(y.quant.s), "zero_point": y.quant.zp}})
+        call = f"{fn}({params}, {src}, {dst});"
         return Lowered(call=call, notes=["float -> int: round(x / scale) + zero_point, clamped"])
     real = float(np.float32(x.quant.s)) / float(np.float32(y.quant.s))
     mult, shift = quantize_multiplier(real)
     fn = f"tinyc_requantize_{_SHORT[x.dtype]}_{_SHORT[y.dtype]}"
-    call = f"{fn}({src}, {dst}, {y.size}, {x.quant.zp}, {y.quant.zp}, {mult}, {shift});"
+    params = ctx.params("tinyc_requantize_params", {
+        "dims": {"size": y.size}, "op": {"input_zero_point": x.quant.zp, "output_zero_point": y.quant.zp},
+        "quant": {"multiplier": mult, "shift": shift}})
+    call = f"{fn}({params}, {src}, {dst});"
     return Lowered(call=call, notes=[f"rescale {real:.9g} = {mult} * 2^({shift} - 31)"])
 
 
@@ -84,5 +89,7 @@ def check_dequantize(graph, op):
 def lower_dequantize(graph, op, ctx) -> Lowered:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     fn = f"tinyc_dequantize_{_SHORT[x.dtype]}_f32"
-    call = f"{fn}({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {y.size}, {c_float(x.quant.s)}, {x.quant.zp});"
+    params = ctx.params("tinyc_affine_params", {"dims": {"size": y.size},
+                                                "quant": {"scale": c_float(x.quant.s), "zero_point": x.quant.zp}})
+    call = f"{fn}({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     return Lowered(call=call, notes=["int -> float: scale * (x - zero_point)"])

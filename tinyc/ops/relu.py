@@ -36,8 +36,12 @@ def lower_relu(graph, op, ctx) -> Lowered:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     mult, shift = rescale_multiplier(x.quant.s, y.quant.s)
     act_min, act_max = activation_range_s8(op.kind, y.quant.s, y.quant.zp)
-    call = (f"tinyc_relu_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {x.size},\n"
-            f"    {-x.quant.zp}, {y.quant.zp}, {mult}, {shift}, {act_min}, {act_max});")
+    params = ctx.params("tinyc_relu_params_s8", {
+        "dims": {"size": x.size},
+        "op": {"input_offset": -x.quant.zp, "output_offset": y.quant.zp, "act_min": act_min, "act_max": act_max},
+        "quant": {"multiplier": mult, "shift": shift},
+    })
+    call = f"tinyc_relu_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     return Lowered(call=call, macs=0, notes=[f"{op.kind}: clamp to [{act_min}, {act_max}]"])
 
 

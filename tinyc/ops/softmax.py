@@ -77,7 +77,10 @@ def lower_softmax(graph, op, ctx) -> Lowered:
     mult, left_shift, diff_min = softmax_params(beta, x.quant.s)
     depth = int(x.shape[-1])
     rows = x.size // depth
-    call = (f"tinyc_softmax_s8({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {rows}, {depth},\n"
-            f"    {mult}, {left_shift}, {diff_min});")
+    params = ctx.params("tinyc_softmax_params_s8", {
+        "dims": {"rows": rows, "depth": depth},
+        "quant": {"input_beta_multiplier": mult, "input_beta_left_shift": left_shift, "diff_min": diff_min},
+    })
+    call = f"tinyc_softmax_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     return Lowered(call=call, macs=x.size, notes=[f"beta {np.float32(beta):g}: input multiplier {mult}, "
                                                   f"left shift {left_shift}, diff_min {diff_min}"])

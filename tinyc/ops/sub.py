@@ -25,6 +25,6 @@ def check_sub(graph, op):
     activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp)
 
 
-@register("SUB", kernels=["sub"])
+@register("SUB", kernels=["common/add_sub", "sub"])
 def lower_sub(graph, op, ctx) -> Lowered:
     return lower_add_like(graph, op, ctx, "sub")

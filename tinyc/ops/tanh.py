@@ -42,6 +42,6 @@ def check_tanh(graph, op):
     check_unary_s8(graph, op, label(op, "TANH"), "int8 tanh")
 
 
-@register("TANH", kernels=["tanh"])
+@register("TANH", kernels=["lookup_table"])
 def lower_tanh(graph, op, ctx) -> Lowered:
-    return lower_lut_s8(graph, op, ctx, "tanh", "tanh", tanh_lut)
+    return lower_lut_s8(graph, op, ctx, "tanh", tanh_lut)

@@ -1,0 +1,365 @@
+/*
+ * tinyc kernel parameter types, defined once for every kernel.
+ *
+ * Each kernel call in model.c takes one `static const` params struct, written with C99
+ * designated initialisers, then its tensors:
+ *     tinyc_fully_connected_s8(&tinyc_l11_fc_params, input, output);
+ * A params struct groups its values as CMSIS-NN does (cmsis_nn_dims, cmsis_nn_conv_params,
+ * cmsis_nn_per_channel_quant_params):
+ *   .dims   shapes and loop extents                              tinyc_<family>_dims
+ *   .op     the op's own values: offsets (zero points), strides,
+ *           padding, activation bounds                           tinyc_<family>_op_params
+ *   .quant  requantization multipliers and shifts                tinyc_*_quant_params
+ * then the constant arrays it reads (filter, bias, ...). The struct of kernel tinyc_<k>_s8
+ * is tinyc_<k>_params_s8.
+ *
+ * All the types are in this one small header (rather than each kernel's template) so that a
+ * group type shared by several kernels is defined once; it costs nothing when unused.
+ * Offsets follow TFLite: input_offset = -input zero point, output_offset = +output zero point.
+ */
+#ifndef TINYC_TYPES_H
+#define TINYC_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ quantization groups */
+
+/* One requantization (x * multiplier * 2^(shift - 31), multiplier a Q31). */
+typedef struct {
+    int32_t multiplier;
+    int32_t shift;
+} tinyc_per_tensor_quant_params;
+
+/* One (multiplier, shift) per output channel. */
+typedef struct {
+    const int32_t *multiplier;
+    const int32_t *shift;
+} tinyc_per_channel_quant_params;
+
+/* FULLY_CONNECTED: per output channel (per_channel 1) or one entry for all (per_channel 0). */
+typedef struct {
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int32_t per_channel;
+} tinyc_fc_quant_params;
+
+/* ------------------------------------------------------------------------ element counts */
+
+typedef struct {
+    int32_t size;   /* elements */
+} tinyc_flat_dims;
+
+/* ------------------------------------------------------------- encoded (compressed) weights */
+
+/*
+ * One encoded weight tensor, consumed in kernel order (rows, filters).
+ * kind: 1 sparse (int8 values + gap_bits-bit gaps), 2 Huffman values, 3 sparse with
+ * Huffman-coded values and gaps. A sparse entry skips `gap` zeros, then holds one value;
+ * fillers (value 0) bridge gaps longer than 2^gap_bits - 1.
+ */
+typedef struct {
+    int32_t kind;
+    const int8_t *values;          /* kind 1 */
+    int32_t gap_bits;              /* kind 1 */
+    int32_t entries;               /* kinds 1, 3 */
+    const uint8_t *value_stream;   /* kinds 2, 3 */
+    const int16_t *value_counts;
+    const uint8_t *value_symbols;
+    int32_t value_lut_bits;
+    const uint8_t *gap_stream;     /* kinds 1, 3 */
+    const int16_t *gap_counts;     /* kind 3 */
+    const uint8_t *gap_symbols;
+    int32_t gap_lut_bits;
+} tinyc_encoded_weights;
+
+#define TINYC_WEIGHTS_SPARSE 1
+#define TINYC_WEIGHTS_HUFFMAN 2
+#define TINYC_WEIGHTS_SPARSE_HUFFMAN 3
+
+/* ---------------------------------------------------------- CONV_2D, DEPTHWISE_CONV_2D */
+
+typedef struct {
+    int32_t batches, input_h, input_w, input_ch;
+    int32_t output_h, output_w, output_ch;
+    int32_t filter_h, filter_w, filter_ch;   /* filter_ch < input_ch: grouped convolution */
+} tinyc_conv_dims;
+
+typedef struct {
+    int32_t batches, input_h, input_w, input_ch;
+    int32_t output_h, output_w, output_ch;   /* output_ch = input_ch * depth_multiplier */
+    int32_t filter_h, filter_w, depth_multiplier;
+} tinyc_depthwise_conv_dims;
+
+typedef struct {
+    int32_t stride_h, stride_w, dilation_h, dilation_w;
+    int32_t pad_h, pad_w;                    /* top and left; bottom/right taps are skipped */
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+} tinyc_conv_op_params;
+
+/* acc_init[o] = bias[o] + input_offset * sum(filter[o]), or NULL where it would leave int32. */
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;                    /* [output_ch][filter_h][filter_w][filter_ch] */
+    const int32_t *bias;                     /* [output_ch] or NULL */
+    const int32_t *acc_init;                 /* [output_ch] or NULL */
+} tinyc_conv_2d_params_s8;
+
+typedef struct {
+    tinyc_depthwise_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;                    /* [1][filter_h][filter_w][output_ch] */
+    const int32_t *bias;                     /* [output_ch] or NULL */
+    const int32_t *acc_init;                 /* [output_ch] or NULL */
+} tinyc_depthwise_conv_2d_params_s8;
+
+/* Encoded weights: scratch starts with lut_bytes of Huffman lookup tables. */
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    tinyc_encoded_weights filter;
+    const int32_t *bias;
+    int32_t lut_bytes;
+} tinyc_conv_2d_encoded_params_s8;
+
+typedef struct {
+    tinyc_depthwise_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    tinyc_encoded_weights filter;
+    const int32_t *bias;
+    int32_t lut_bytes;
+} tinyc_depthwise_conv_2d_encoded_params_s8;
+
+/* -------------------------------------------------------------------- FULLY_CONNECTED */
+
+typedef struct {
+    int32_t batches, accum_depth, output_depth;
+} tinyc_fc_dims;
+
+typedef struct {
+    int32_t input_offset, filter_offset, output_offset;
+    int32_t act_min, act_max;
+} tinyc_fc_op_params;
+
+typedef struct {
+    tinyc_fc_dims dims;
+    tinyc_fc_op_params op;
+    tinyc_fc_quant_params quant;
+    const int8_t *filter;                    /* [output_depth][accum_depth] */
+    const int32_t *bias;                     /* [output_depth] or NULL */
+} tinyc_fully_connected_params_s8;
+
+/* Sparse and Huffman kernels; their weights are symmetric (filter_offset 0). */
+typedef struct {
+    tinyc_fc_dims dims;
+    tinyc_fc_op_params op;
+    tinyc_fc_quant_params quant;
+    tinyc_encoded_weights filter;
+    const int32_t *bias;
+    int32_t lut_bytes;                       /* scratch bytes of Huffman lookup tables */
+} tinyc_fully_connected_encoded_params_s8;
+
+/* ------------------------------------------------------------------ ADD, SUB, MUL */
+
+/* Output extents (outermost first) and each input's element strides along them; a stride of
+ * 0 repeats the input (broadcast). Unused outer dims have extent 1. */
+#define TINYC_BROADCAST_MAX_DIMS 6
+typedef struct {
+    int32_t extent[TINYC_BROADCAST_MAX_DIMS];
+    int32_t input1_stride[TINYC_BROADCAST_MAX_DIMS];
+    int32_t input2_stride[TINYC_BROADCAST_MAX_DIMS];
+} tinyc_broadcast_dims;
+
+typedef struct {
+    int32_t input1_offset, input2_offset;
+    int32_t left_shift;                      /* headroom of the common scale (20) */
+    int32_t output_offset;
+    int32_t act_min, act_max;
+} tinyc_add_op_params;
+
+typedef struct {
+    tinyc_per_tensor_quant_params input1, input2, output;
+} tinyc_add_quant_params;
+
+/* ADD and SUB */
+typedef struct {
+    tinyc_broadcast_dims dims;
+    tinyc_add_op_params op;
+    tinyc_add_quant_params quant;
+} tinyc_add_params_s8;
+
+typedef struct {
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t act_min, act_max;
+} tinyc_mul_op_params;
+
+typedef struct {
+    tinyc_broadcast_dims dims;
+    tinyc_mul_op_params op;
+    tinyc_per_tensor_quant_params quant;
+} tinyc_mul_params_s8;
+
+/* ------------------------------------------------------- AVERAGE_POOL_2D, MAX_POOL_2D */
+
+typedef struct {
+    int32_t batches, input_h, input_w, depth;
+    int32_t output_h, output_w;
+    int32_t filter_h, filter_w;
+} tinyc_pool_dims;
+
+typedef struct {
+    int32_t stride_h, stride_w, pad_h, pad_w;
+    int32_t act_min, act_max;
+} tinyc_pool_op_params;
+
+typedef struct {
+    tinyc_pool_dims dims;
+    tinyc_pool_op_params op;
+} tinyc_pool_params_s8;
+
+/* --------------------------------------------------------------------------- SOFTMAX */
+
+typedef struct {
+    int32_t rows, depth;                     /* normalised along depth */
+} tinyc_softmax_dims;
+
+typedef struct {
+    int32_t input_beta_multiplier, input_beta_left_shift;
+    int32_t diff_min;                        /* differences below it give exp 0 */
+} tinyc_softmax_quant_params;
+
+typedef struct {
+    tinyc_softmax_dims dims;
+    tinyc_softmax_quant_params quant;
+} tinyc_softmax_params_s8;
+
+/* ------------------------------------------------------------------------------ MEAN */
+
+/* The input viewed as [outer][reduce0][mid][reduce1][inner]. */
+typedef struct {
+    int32_t outer, reduce0, mid, reduce1, inner;
+} tinyc_reduce_dims;
+
+typedef struct {
+    int32_t input_zero_point_n;              /* input zero point * reduced element count */
+    int32_t output_offset;
+} tinyc_mean_op_params;
+
+typedef struct {
+    tinyc_reduce_dims dims;
+    tinyc_mean_op_params op;
+    tinyc_per_tensor_quant_params quant;     /* 1/n folded in */
+} tinyc_mean_params_s8;
+
+/* ------------------------------------------------------------------------ PAD, PADV2 */
+
+/* Input extents (outermost first; the innermost in bytes) and the padding before and after. */
+#define TINYC_PAD_MAX_DIMS 6
+typedef struct {
+    int32_t extent[TINYC_PAD_MAX_DIMS];
+    int32_t before[TINYC_PAD_MAX_DIMS];
+    int32_t after[TINYC_PAD_MAX_DIMS];
+} tinyc_pad_dims;
+
+typedef struct {
+    int32_t pad_value;                       /* the byte written into the padding */
+} tinyc_pad_op_params;
+
+typedef struct {
+    tinyc_pad_dims dims;
+    tinyc_pad_op_params op;
+} tinyc_pad_params_s8;
+
+/* ------------------------------------------------------------------- CONCATENATION */
+
+/* One input: `outer` blocks of block_bytes, placed output_block_bytes apart in the output,
+ * the first at output_start. */
+typedef struct {
+    int32_t outer, block_bytes, output_block_bytes;
+    int32_t output_start;
+} tinyc_concatenation_params;
+
+/* ------------------------------------------------------ elementwise activations */
+
+typedef struct {
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+} tinyc_relu_op_params;
+
+/* RELU, RELU6, RELU_N1_TO_1 */
+typedef struct {
+    tinyc_flat_dims dims;
+    tinyc_relu_op_params op;
+    tinyc_per_tensor_quant_params quant;
+} tinyc_relu_params_s8;
+
+typedef struct {
+    int32_t input_offset, output_offset;
+} tinyc_leaky_relu_op_params;
+
+typedef struct {
+    tinyc_per_tensor_quant_params identity;  /* inputs at or above the zero point */
+    tinyc_per_tensor_quant_params alpha;     /* the others, |input_scale * alpha / output_scale| */
+    int32_t alpha_negate;                    /* 1 for a negative alpha */
+} tinyc_leaky_relu_quant_params;
+
+typedef struct {
+    tinyc_flat_dims dims;
+    tinyc_leaky_relu_op_params op;
+    tinyc_leaky_relu_quant_params quant;
+} tinyc_leaky_relu_params_s8;
+
+typedef struct {
+    int32_t input_zero_point, output_zero_point;
+} tinyc_hard_swish_op_params;
+
+/* Q15 multipliers with their exponents (TFLite HardSwishParams). */
+typedef struct {
+    int32_t output_multiplier, output_exponent;
+    int32_t reluish_multiplier, reluish_exponent;
+} tinyc_hard_swish_quant_params;
+
+typedef struct {
+    tinyc_flat_dims dims;
+    tinyc_hard_swish_op_params op;
+    tinyc_hard_swish_quant_params quant;
+} tinyc_hard_swish_params_s8;
+
+/* LOGISTIC, TANH: a 256-entry table indexed by the input byte. */
+typedef struct {
+    tinyc_flat_dims dims;
+    const int8_t *table;
+} tinyc_lookup_table_params_s8;
+
+/* ---------------------------------------------------------------- QUANTIZE, DEQUANTIZE */
+
+/* real = scale * (q - zero_point) */
+typedef struct {
+    float scale;
+    int32_t zero_point;
+} tinyc_affine_quant_params;
+
+/* float -> int (QUANTIZE) and int -> float (DEQUANTIZE) */
+typedef struct {
+    tinyc_flat_dims dims;
+    tinyc_affine_quant_params quant;
+} tinyc_affine_params;
+
+typedef struct {
+    int32_t input_zero_point, output_zero_point;
+} tinyc_requantize_op_params;
+
+/* int -> int (QUANTIZE of an int8/uint8 tensor) */
+typedef struct {
+    tinyc_flat_dims dims;
+    tinyc_requantize_op_params op;
+    tinyc_per_tensor_quant_params quant;
+} tinyc_requantize_params;
+
+#endif /* TINYC_TYPES_H */
