@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from tinyc.convert import convert
-from tinyc.planner import plan_memory
+from tinyc.codegen.planner import plan_memory
 from tinyc.frontend.tflite import load_tflite
 
 from conftest import MLPERF_INT8_MODELS as MODELS, REPO

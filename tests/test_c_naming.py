@@ -16,7 +16,7 @@ import pytest
 
 from tinyc.codegen import check_supported, generate
 from tinyc.ir import Graph, Op, QuantParams, Tensor
-from tinyc.ops import spec_for
+from tinyc.codegen.ops import spec_for
 
 OP_NAMES = {"CONV_2D": "conv2d", "DEPTHWISE_CONV_2D": "dwconv2d", "FULLY_CONNECTED": "fc"}
 

@@ -18,7 +18,7 @@ from ai_edge_litert import schema_py_generated as S
 from helpers import assert_bit_exact, convert_keras_int8
 from tinyc.errors import UnsupportedError
 from tinyc.frontend.tflite import tflite_to_graph
-from tinyc.ops import check_op
+from tinyc.codegen.ops import check_op
 
 N_RANDOM = 20
 EVERY = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)

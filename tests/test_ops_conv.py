@@ -17,7 +17,7 @@ from tinyc.boards import load_board
 from tinyc.build import build
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend.tflite import graph_to_tflite, tflite_to_graph
-from tinyc.ops import check_op
+from tinyc.codegen.ops import check_op
 from tinyc.convert import convert_graph
 from tinyc.reference import Reference
 from tinyc.runners import open_session
@@ -259,7 +259,7 @@ def test_batch_of_two_bit_exact(deep_tflite, edge_tflite, tmp_path):
 
 def test_reference_formula_path_bit_exact(conv_tflite, depthwise_tflite, tmp_path, monkeypatch):
     """The kernels' fallback (no folded input offset, as when it would overflow int32)."""
-    import tinyc.ops.conv as conv
+    import tinyc.codegen.ops.conv as conv
 
     monkeypatch.setattr(conv, "_acc_init", lambda *args, **kwargs: None)
     for name, tfl in (("conv", conv_tflite), ("dw", depthwise_tflite)):
@@ -279,7 +279,7 @@ def test_reference_formula_path_bit_exact(conv_tflite, depthwise_tflite, tmp_pat
 ])
 def test_padding_matches_tensorflow_definition(padding, image, filt, stride, dilation, out, pad):
     """Output size and padding by TensorFlow's documented formulas (worked by hand)."""
-    from tinyc.ops.conv import compute_out_size, compute_padding
+    from tinyc.codegen.ops.conv import compute_out_size, compute_padding
 
     assert compute_out_size(padding, image, filt, stride, dilation) == out
     assert compute_padding(stride, dilation, image, filt, out)[0] == pad

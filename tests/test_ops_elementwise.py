@@ -14,9 +14,9 @@ from helpers import assert_bit_exact, convert_keras_int8
 from tinyc.errors import UnsupportedError
 from tinyc.frontend.tflite import graph_to_tflite, tflite_to_graph
 from tinyc.ir import Op, QuantParams, Tensor
-from tinyc.ops import check_op
-from tinyc.ops.elementwise import broadcast_loops
-from tinyc.ops.pad import pad_loops
+from tinyc.codegen.ops import check_op
+from tinyc.codegen.ops.elementwise import broadcast_loops
+from tinyc.codegen.ops.pad import pad_loops
 
 import keras  # noqa: E402  (a dev dependency: a missing one must fail, not skip)
 L = keras.layers

@@ -16,9 +16,9 @@ from ai_edge_litert import schema_py_generated as S
 from helpers import assert_bit_exact, convert_keras_int8
 from tinyc.errors import UnsupportedError
 from tinyc.frontend.tflite import tflite_to_graph
-from tinyc.ops import check_op
-from tinyc.ops.mean import mean_multiplier, reduce_loops, resolve_axes
-from tinyc.ops.softmax import softmax_params
+from tinyc.codegen.ops import check_op
+from tinyc.codegen.ops.mean import mean_multiplier, reduce_loops, resolve_axes
+from tinyc.codegen.ops.softmax import softmax_params
 
 N_RANDOM = 100
 
@@ -278,7 +278,7 @@ def test_pool_with_requantizing_output_is_refused():
 @pytest.mark.parametrize("kind", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
 def test_pool_with_zero_stride_is_refused(kind):
     from tinyc.frontend.tflite import tflite_to_graph
-    from tinyc.ops import check_op
+    from tinyc.codegen.ops import check_op
 
     graph = tflite_to_graph(pool_model(kind, (1, 4, 4, 2), (2, 2), (1, 2), "VALID"))
     graph.ops[0].attrs["stride_h"] = 0

@@ -28,7 +28,7 @@ from tinyc.errors import TinycError
 MANIFEST = "tinyc.json"
 MODEL_TFLITE = "model.tflite"
 MODEL_SOURCES = ["model.c", "weights.c"]
-MODEL_HEADERS = ["model.h", "weights.h", "tinyc_kernels.h", "tinyc_fixedpoint.h"]
+MODEL_HEADERS = ["model.h", "weights.h", "tinyc_kernels.h", "tinyc_types.h", "tinyc_fixedpoint.h"]
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
 from tinyc.ir import op_macs
-from tinyc.ops import check_op
+from tinyc.codegen.ops import check_op
 
 
 def inspect_model(path: Path) -> dict:

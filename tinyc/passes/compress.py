@@ -5,7 +5,7 @@ choice of an encoding per weight tensor.
 
 The returned graph holds the pruned weights (it is what OUTDIR/model.tflite and the
 reference run) and `graph.meta["weight_encoding"] = {weight tensor index: {"kind", ...}}`,
-which the FULLY_CONNECTED / CONV_2D lowerings hand to tinyc/ops/compressed.py. The report
+which the FULLY_CONNECTED / CONV_2D lowerings hand to their encoded lowering (tinyc/codegen/ops/conv.py, fully_connected.py). The report
 holds, per weight layer, the parameters, nonzeros and the bytes of every candidate encoding;
 tinyc/metrics/compression.py adds the bytes measured in the generated C. Pure: no files.
 """
@@ -33,7 +33,7 @@ class CompressOptions:
         return self.prune.active or self.weights != "raw" or self.report
 
 
-# Op kinds whose lowering hands encoded weights to tinyc/ops/compressed.py (lower_encoded).
+# Op kinds whose lowering hands encoded weights to tinyc/codegen/ops/compressed.py (lower_encoded).
 ENCODABLE_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 
 

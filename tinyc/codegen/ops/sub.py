@@ -13,9 +13,9 @@ input pairs for several scale triples, power-of-two ones included.
 
 from __future__ import annotations
 
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops.elementwise import check_add_like, lower_add_like
-from tinyc.passes.quantize import activation_range_s8
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops.elementwise import check_add_like, lower_add_like
+from tinyc.quant_math import activation_range_s8
 
 
 @checker("SUB")

@@ -1,5 +1,5 @@
 """Weights stored encoded (sparse / Huffman): what the FULLY_CONNECTED, CONV_2D and
-DEPTHWISE_CONV_2D lowerings share. (A helper, not an op module: tinyc.ops._load_all skips
+DEPTHWISE_CONV_2D lowerings share. (A helper, not an op module: tinyc.codegen.ops._load_all skips
 module names that start with "_".)
 
 An op's weights are encoded when `graph.meta["weight_encoding"][weight_tensor]` names an

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_unary_s8, label
-from tinyc.passes.quantize import activation_range_s8, quantize_multiplier
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import check_unary_s8, label
+from tinyc.quant_math import activation_range_s8, quantize_multiplier
 
 KINDS = ("RELU", "RELU6", "RELU_N1_TO_1")
 

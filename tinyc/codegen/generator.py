@@ -1,6 +1,6 @@
 """IR -> C sources: model.h, model.c, weights.h/.c, tinyc_kernels.h, tinyc_types.h, tinyc_fixedpoint.h.
 
-Each op is lowered by its module in tinyc/ops (constants computed in Python, exactly as
+Each op is lowered by its module in tinyc/codegen/ops (constants computed in Python, exactly as
 TFLite's Prepare); the memory planner fixes every intermediate tensor's arena offset; Jinja2
 templates (templates/) give the files their shape.
 """
@@ -18,8 +18,8 @@ import numpy as np
 from tinyc import __version__
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir import DTYPES, Graph, Tensor, c_type
-from tinyc.ops import Lowered, check_op, spec_for
-from tinyc.planner import Plan, alias_roots, plan_memory
+from tinyc.codegen.ops import Lowered, check_op, spec_for
+from tinyc.codegen.planner import Plan, alias_roots, plan_memory
 from tinyc.resources import templates_dir
 
 
@@ -243,7 +243,7 @@ def lower_graph(graph: Graph, *, check: bool = True) -> tuple[list[Lowered], Low
 
 
 class OpContext:
-    """What one op's lowering is handed (see tinyc/ops/__init__.py): constants, params structs,
+    """What one op's lowering is handed (see tinyc/codegen/ops/__init__.py): constants, params structs,
     tensor pointers and scratch, all named after this layer."""
 
     def __init__(self, ctx: LoweringContext, op_index: int):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
-from tinyc.passes.quantize import activation_range_s8
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import check_per_tensor, check_s8_in_out, label
+from tinyc.quant_math import activation_range_s8
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 

@@ -32,10 +32,10 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import label as _label
-from tinyc.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
-from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import label as _label
+from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
+from tinyc.quant_math import activation_range_s8, conv_output_multipliers
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -259,7 +259,7 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
 
 
 def _lower_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict, notes: list[str]) -> Lowered:
-    """CONV_2D whose filter is stored encoded (tinyc/ops/_encoded.py)."""
+    """CONV_2D whose filter is stored encoded (tinyc/codegen/ops/_encoded.py)."""
     w = graph.tensors[op.inputs[1]]
     e = encode_weights(graph, op, enc)
     filter_fields, enc_notes = encoded_filter(ctx, e)
@@ -321,7 +321,7 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
 
 def _lower_depthwise_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict,
                                      notes: list[str]) -> Lowered:
-    """DEPTHWISE_CONV_2D whose filter is stored encoded (tinyc/ops/_encoded.py)."""
+    """DEPTHWISE_CONV_2D whose filter is stored encoded (tinyc/codegen/ops/_encoded.py)."""
     w = graph.tensors[op.inputs[1]]
     e = encode_weights(graph, op, enc)
     filter_fields, enc_notes = encoded_filter(ctx, e)

@@ -21,9 +21,9 @@ import math
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_unary_s8, label
-from tinyc.passes.quantize import quantize_multiplier
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import check_unary_s8, label
+from tinyc.quant_math import quantize_multiplier
 
 f32 = np.float32
 

@@ -7,7 +7,7 @@ a graph output (the caller's buffer) or the input is one, a copy is made.
 from __future__ import annotations
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
+from tinyc.codegen.ops import Lowered, checker, register
 
 
 def _check(graph, op):

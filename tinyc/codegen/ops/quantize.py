@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.passes.quantize import quantize_multiplier
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.quant_math import quantize_multiplier
 
 _SHORT = {"int8": "s8", "uint8": "u8", "int16": "s16", "float32": "f32"}
 _RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}

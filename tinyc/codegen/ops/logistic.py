@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_unary_s8, f32, label, libm_f32, lower_lut_s8, lut_s8
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import check_unary_s8, f32, label, libm_f32, lower_lut_s8, lut_s8
 
 
 _EXPF = libm_f32("expf")

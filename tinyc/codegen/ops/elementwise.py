@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.passes.quantize import (activation_range_s8, quantize_multiplier,
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.quant_math import (activation_range_s8, quantize_multiplier,
                                    quantize_multiplier_smaller_than_one_exp)
 
 MAX_DIMS = 6  # the reference's broadcast kernels handle up to 6 dims

@@ -18,8 +18,8 @@ import math
 
 import numpy as np
 
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_unary_s8, f32, label, libm_f32, lower_lut_s8, lut_s8
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import check_unary_s8, f32, label, libm_f32, lower_lut_s8, lut_s8
 
 
 _TANHF = libm_f32("tanhf")

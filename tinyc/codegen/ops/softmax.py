@@ -15,9 +15,9 @@ import math
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
-from tinyc.passes.quantize import quantize_multiplier
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import check_per_tensor, check_s8_in_out, label
+from tinyc.quant_math import quantize_multiplier
 
 SCALED_DIFF_INTEGER_BITS = 5
 MAX_DEPTH = 4095  # the Q12.19 sum of exps holds up to 4096 ones

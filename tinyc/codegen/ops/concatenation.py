@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ir import dtype_size
-from tinyc.ops import Lowered, checker, register
+from tinyc.codegen.ops import Lowered, checker, register
 
 
 def _axis(graph, op) -> int:

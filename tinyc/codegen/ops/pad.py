@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.ir import dtype_size, np_dtype
-from tinyc.ops import Lowered, checker, register
+from tinyc.codegen.ops import Lowered, checker, register
 
 MAX_DIMS = 6
 

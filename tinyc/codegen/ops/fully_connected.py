@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
-from tinyc.passes.quantize import activation_range_s8, conv_output_multipliers
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
+from tinyc.quant_math import activation_range_s8, conv_output_multipliers
 
 
 @checker("FULLY_CONNECTED")
@@ -54,7 +54,7 @@ def lower_fully_connected(graph, op, ctx) -> Lowered:
 
 
 def _lower_fully_connected_encoded(graph, op, ctx, enc: dict, fields: dict) -> Lowered:
-    """FULLY_CONNECTED whose weights are stored encoded (tinyc/ops/_encoded.py): the Huffman
+    """FULLY_CONNECTED whose weights are stored encoded (tinyc/codegen/ops/_encoded.py): the Huffman
     kernel decodes one row before its dot product, the sparse one walks the entries."""
     w = graph.tensors[op.inputs[1]]
     e = encode_weights(graph, op, enc)  # refuses nonzero weight zero points: filter_offset is 0

@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered, checker, register
-from tinyc.ops._common import check_per_tensor, check_s8_in_out, label
-from tinyc.passes.quantize import quantize_multiplier
+from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import check_per_tensor, check_s8_in_out, label
+from tinyc.quant_math import quantize_multiplier
 
 
 def resolve_axes(axes, rank: int) -> list[int]:

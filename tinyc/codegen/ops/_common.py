@@ -1,4 +1,4 @@
-"""Checks and helpers shared by the op modules. (A helper, not an op module: tinyc.ops._load_all skips
+"""Checks and helpers shared by the op modules. (A helper, not an op module: tinyc.codegen.ops._load_all skips
 module names that start with "_".)"""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import ctypes.util
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.ops import Lowered
-from tinyc.passes.quantize import round_half_away
+from tinyc.codegen.ops import Lowered
+from tinyc.quant_math import round_half_away
 
 f32 = np.float32
 
