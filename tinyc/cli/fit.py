@@ -27,7 +27,8 @@ def fit_lines(model: Path, r: FitResult) -> list[str]:
     b = c["budgets"]
     chosen = next(p for p in c["trials"] if p["trial"] == c["chosen_trial"])
     lines = [f"fit {model} for {c['board']}: {r.trials_run + r.trials_reused} trials "
-             f"({r.trials_reused} reused from study {c['study']}), objective {c['objective']}",
+             f"({r.trials_reused} reused from study {c['study']}), {r.evaluations} accuracy evaluations, "
+             f"objective {c['objective']}",
              f"  int8 model accuracy {100 * r.baseline:.2f}% on {c['eval_samples']} samples; "
              f"max drop {b['max_drop']:g} points",
              f"chosen: trial {c['chosen_trial']}: weights {chosen['weight_bytes']:,} B"

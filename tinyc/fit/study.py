@@ -49,7 +49,9 @@ def open_study(storage: str, name: str, directions: list[str], sampler, argument
     """Create or load the study; refuse one made with other arguments."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna's own log (a traceback for an interrupted trial) is not for our users: tinyc
+    # reports progress and errors itself.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         study = optuna.create_study(storage=storage, study_name=name, directions=directions, sampler=sampler,
                                     load_if_exists=True)
