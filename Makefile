@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TINYC := $(VENV)/bin/tinyc
 APT_PACKAGES := gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-user \
-                gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils valgrind
+                gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils valgrind chromium
 STAMP := $(VENV)/.tinyc-installed
 DEMO_OUT := out/demo
 export TF_CPP_MIN_LOG_LEVEL := 3

@@ -147,11 +147,24 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
             macs=int(sum(l.macs for l in gen.layers)),
             layers=[LayerInfo(l.index, l.name, l.kind, int(l.macs)) for l in gen.layers],
             sections=dict(sections or {}))
+        manifest.sections["memory_plan"] = memory_plan(graph, gen.plan)
         if compression is not None:
             original, report = compression
             manifest.sections["compression"] = compression_summary(original, report, gen.weight_bytes)
         save_manifest(tmp, manifest)
     return ConvertResult(Path(outdir), manifest)
+
+
+def memory_plan(graph: Graph, plan) -> list[dict]:
+    """The arena plan as tinyc.json records it: every buffer's offset, bytes and the layers it
+    lives across (first writer to last reader); `tinyc report --html` draws it over time."""
+    rows = []
+    for b in sorted(plan.buffers, key=lambda b: (b.first, b.offset)):
+        tensor = b.key.startswith("t")
+        rows.append({"what": graph.tensors[int(b.key[1:])].name if tensor else f"scratch of layer {b.first}",
+                     "kind": "tensor" if tensor else "scratch", "offset": int(b.offset), "bytes": int(b.size),
+                     "first": int(b.first), "last": int(b.last)})
+    return rows
 
 
 def tensor_infos(graph: Graph, indices: list[int]) -> list[TensorInfo]:

@@ -14,7 +14,7 @@ import traceback
 import click
 
 from tinyc import __version__
-from tinyc.cli import boards, commands
+from tinyc.cli import boards, commands, fit
 from tinyc.errors import TinycError
 
 
@@ -45,7 +45,7 @@ def main():
     validated on the board over a serial link."""
 
 
-for _cmd in (*commands.COMMANDS, *boards.COMMANDS):
+for _cmd in (*commands.COMMANDS, *boards.COMMANDS, *fit.COMMANDS):
     main.add_command(_cmd)
 
 if __name__ == "__main__":

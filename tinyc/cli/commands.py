@@ -15,6 +15,7 @@ from tinyc.cli.progress import bar
 from tinyc.cli.text import convert_lines, inspect_lines, report_lines, validate_lines
 from tinyc.convert import ConvertOptions, convert
 from tinyc.metrics.compression import with_measurements
+from tinyc.metrics.html_report import write_html
 from tinyc.metrics.inspect import inspect_model
 from tinyc.metrics.speed import measure_speed
 from tinyc.outdir import load_manifest
@@ -70,8 +71,17 @@ def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, 
 @click.option("--speed", is_flag=True, help="Time OUTDIR against the same model with raw weights (built in OUTDIR/raw_baseline).")
 @click.option("--board", default="host", show_default=True, help="Board for --speed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the compression data as JSON.")
-def report_cmd(outdir, speed, board, as_json):
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one self-contained HTML page with the plots (sizes, weights, SQNR, instructions, arena, fit).")
+@click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path), help="Write each plot as a PNG here.")
+def report_cmd(outdir, speed, board, as_json, html_path, png_dir):
     """Sizes and rates of OUTDIR's compressed model: per layer and total, vs float32 and plain int8."""
+    if html_path or png_dir:
+        figs = write_html(outdir, html_path, png_dir, progress=bar)
+        drawn = [f for f in figs if f.png]
+        click.echo(f"wrote {', '.join(str(p) for p in (html_path, png_dir) if p)}: {len(drawn)} plots"
+                   + "".join(f"\n  not drawn: {f.title}: {f.note}" for f in figs if not f.png))
+        return
     if speed:
         measure_speed(outdir, board)
     m = load_manifest(outdir)

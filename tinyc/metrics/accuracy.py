@@ -20,7 +20,7 @@ from tinyc.runners import open_session
 from tinyc.samples import to_record
 
 
-def _labels_and_samples(data_npz, input_shape) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def labelled_samples(data_npz, input_shape) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     p = Path(data_npz)
     if not p.is_file():
         raise TinycError(f"evaluation data {p}: no such file")
@@ -55,7 +55,7 @@ def evaluate(prepared: PreparedModel | None, outdir, data_npz, board: str = "hos
     ref = Reference(int8_bytes)
     in_d, out_d = ref.inputs[0], ref.outputs[0]
     in_shape = tuple(int(d) for d in in_d["shape"])
-    x, y, warnings = _labels_and_samples(data_npz, in_shape)
+    x, y, warnings = labelled_samples(data_npz, in_shape)
     n = len(x)
 
     def out_float(raw: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from tinyc.errors import TinycError
 from tinyc.ir import Graph, op_macs
 from tinyc.passes import encode as E
-from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, weight_layers
+from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, resolve_layer, weight_layers
 
 
 @dataclass
@@ -27,10 +27,11 @@ class CompressOptions:
     prune: PruneOptions = field(default_factory=PruneOptions)
     weights: str = "raw"          # auto | raw | sparse | huffman
     report: bool = False          # write the compression report even with nothing left to do
+    per_layer_weights: dict[str, str] = field(default_factory=dict)   # layer name -> mode (overrides weights)
 
     @property
     def active(self) -> bool:
-        return self.prune.active or self.weights != "raw" or self.report
+        return self.prune.active or self.weights != "raw" or self.report or bool(self.per_layer_weights)
 
 
 # Op kinds whose lowering hands encoded weights to tinyc/codegen/ops/compressed.py (lower_encoded).
@@ -85,15 +86,22 @@ def _uses(graph: Graph, op) -> int:
     return max(1, int(y.size // max(1, int(y.shape[-1]))))
 
 
+def _layer_modes(graph: Graph, options: CompressOptions) -> dict[int, str]:
+    """op index -> weight mode of the layers `per_layer_weights` names."""
+    layers = weight_layers(graph)
+    return {resolve_layer(layers, name).op_index: mode for name, mode in options.per_layer_weights.items()}
+
+
 def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]:
     """Prune and encode an int8 graph. Returns (graph, encodings, report)."""
-    if not E.valid_mode(options.weights):
-        raise TinycError(f"--weights {options.weights}: choose one of {', '.join(E.CHOICES)}")
+    for mode in (options.weights, *options.per_layer_weights.values()):
+        if not E.valid_mode(mode):
+            raise TinycError(f"--weights {mode}: choose one of {', '.join(E.CHOICES)}")
     original = layer_params(graph)
     report: dict = {"weights_mode": options.weights, "original": original}
     g = graph
-    if options.prune.channels:
-        g, report["channel_pruning"] = prune_channels(g, options.prune.channels)
+    if options.prune.channels or options.prune.channels_per_layer:
+        g, report["channel_pruning"] = prune_channels(g, options.prune.channels, options.prune.channels_per_layer)
     if options.prune.sparsity or options.prune.per_layer:
         g, report["pruning"] = prune_int8(g, options.prune)
     elif g is graph:
@@ -101,7 +109,9 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
     encodings: dict[int, dict] = {}
     consumers = g.consumers()
     layers = []
+    modes = _layer_modes(g, options)
     for row in layer_params(g):
+        mode = modes.get(row["op_index"], options.weights)
         op = g.ops[row["op_index"]]
         w = g.tensors[row["weight"]]
         flat = E.kernel_order(op.kind, w.data).reshape(-1)
@@ -113,7 +123,7 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
         fast = [k for k in E.KINDS if slow[k] <= MAX_SLOWDOWN]
         enc = cands[min(fast, key=lambda k: (sizes[k], E.KINDS.index(k)))]
         why = None
-        if options.weights == "raw":
+        if mode == "raw":
             enc = cands["raw"]
         elif op.kind not in ENCODABLE_OPS:
             why = f"no encoded kernel for {op.kind}"
@@ -121,8 +131,8 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
             why = "weights shared by several ops"
         elif w.quant is not None and np.any(w.quant.zero_point != 0):
             why = "weight zero point is not 0"
-        elif options.weights != "auto":   # forced (or "smallest"): no time limit
-            enc = E.pick(cands, options.weights)
+        elif mode != "auto":   # forced (or "smallest"): no time limit
+            enc = E.pick(cands, mode)
         if why is not None:
             enc = cands["raw"]
         info = {**enc.summary(), "candidates": sizes, "estimated_slowdown": slow}

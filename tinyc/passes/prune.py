@@ -30,10 +30,11 @@ class PruneOptions:
     per_layer: dict[str, float] = field(default_factory=dict)   # --prune-layer NAME=S
     channels: float | None = None                         # --prune-channels R
     exclude_first_last: bool = True
+    channels_per_layer: dict[str, float] = field(default_factory=dict)   # NAME -> R (overrides channels)
 
     @property
     def active(self) -> bool:
-        return bool(self.sparsity) or bool(self.per_layer) or bool(self.channels)
+        return bool(self.sparsity) or bool(self.per_layer) or bool(self.channels) or bool(self.channels_per_layer)
 
 
 def check_fraction(value: float, what: str) -> float:
@@ -232,14 +233,20 @@ def _chain(graph: Graph, op_index: int):
         out = op.outputs[0]
 
 
-def prune_channels(graph: Graph, ratio: float) -> tuple[Graph, list[dict]]:
+def prune_channels(graph: Graph, ratio: float | None,
+                   per_layer: dict[str, float] | None = None) -> tuple[Graph, list[dict]]:
     """Remove round(ratio * C) output channels (smallest L1) of every FULLY_CONNECTED / CONV_2D
-    layer whose output reaches exactly one next weight layer through channel-wise ops."""
-    ratio = check_fraction(ratio, "--prune-channels")
+    layer whose output reaches exactly one next weight layer through channel-wise ops;
+    `per_layer` (layer name -> ratio) overrides the ratio of the layers it names."""
+    ratio = check_fraction(ratio or 0.0, "--prune-channels")
+    layers = weight_layers(graph)
+    own = {resolve_layer(layers, name).op_index: check_fraction(r, f"channel ratio of {name}:")
+           for name, r in (per_layer or {}).items()}
     g = graph.copy()
     rows = []
-    for layer in weight_layers(graph):
+    for layer in layers:
         i = layer.op_index
+        layer_ratio = own.get(i, ratio)
         op = g.ops[i]
         if op.kind not in ("FULLY_CONNECTED", "CONV_2D"):
             continue
@@ -250,9 +257,9 @@ def prune_channels(graph: Graph, ratio: float) -> tuple[Graph, list[dict]]:
             rows.append({"name": op.name, "op": op.kind, "channels": channels, "removed": 0,
                          "why": "its output does not lead to exactly one weight layer through channel-wise ops"})
             continue
-        n_remove = int(round(ratio * channels))
+        n_remove = int(round(layer_ratio * channels))
         if n_remove >= channels:
-            raise TinycError(f"--prune-channels {ratio:g} removes every channel of {op.name}; lower it")
+            raise TinycError(f"--prune-channels {layer_ratio:g} removes every channel of {op.name}; lower it")
         if n_remove == 0:
             rows.append({"name": op.name, "op": op.kind, "channels": channels, "removed": 0, "why": "ratio too small"})
             continue
