@@ -134,6 +134,7 @@ class LoweringContext:
     scratch_requests: dict[int, int] = field(default_factory=dict)
     params: dict[int, list[str]] = field(default_factory=dict)  # op index -> C definitions
     alias_of: dict[int, int] = field(default_factory=dict)
+    io_in_arena: bool = False  # the graph inputs live in the arena (the caller writes them there)
 
     def __post_init__(self):
         self.alias_of = alias_roots(self.graph)
@@ -163,7 +164,7 @@ class LoweringContext:
         tensor = g.tensors[t]
         ctype = c_type(tensor.dtype)
         root = self.alias_of.get(t, t)
-        if root in g.inputs:
+        if root in g.inputs and not self.io_in_arena:
             return _cast(f"in{g.inputs.index(root)}", ctype, tensor, g.tensors[root], const=True)
         rt = g.tensors[root]
         if rt.is_const:  # even if it is also an output: that gets a copy at the end
@@ -225,11 +226,12 @@ def _attr_text(attrs: dict) -> str:
     return ", ".join(parts)
 
 
-def lower_graph(graph: Graph, *, check: bool = True) -> tuple[list[Lowered], LoweringContext]:
-    """Lower every op once, then plan the arena (tensors and the scratch the ops asked for)."""
+def lower_graph(graph: Graph, *, check: bool = True, io_in_arena: bool = False) -> tuple[list[Lowered], LoweringContext]:
+    """Lower every op once, then plan the arena (tensors, the scratch the ops asked for, and
+    the outputs the ops' in-place contracts let overlap their inputs)."""
     if check:
         check_supported(graph)
-    ctx = LoweringContext(graph)
+    ctx = LoweringContext(graph, io_in_arena=io_in_arena)
     lowered = []
     for i, op in enumerate(graph.ops):
         try:
@@ -238,7 +240,8 @@ def lower_graph(graph: Graph, *, check: bool = True) -> tuple[list[Lowered], Low
             if op.name and f"'{op.name}'" in str(exc):
                 raise
             raise UnsupportedError(f"{op.kind} '{op.name or i}': {exc}") from None
-    ctx.plan = plan_memory(graph, ctx.scratch_requests)
+    ctx.plan = plan_memory(graph, ctx.scratch_requests, {i: low.inplace for i, low in enumerate(lowered)},
+                           io_in_arena=io_in_arena)
     return lowered, ctx
 
 
