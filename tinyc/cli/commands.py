@@ -36,6 +36,7 @@ def _echo_err(text: str) -> None:
 @click.option("--calib-random", type=int, help="Calibrate with N random samples (smoke tests only: scales are not trustworthy).")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales instead of per-channel.")
 @click.option("--io", "io_type", type=click.Choice(["int8", "float"]), default="int8", show_default=True, help="I/O type of the generated C.")
+@click.option("--io-in-arena", is_flag=True, help="Put the inputs in the arena (the caller writes them there; their bytes are reused once read).")
 @click.option("--eval", "eval_data", type=click.Path(exists=True, path_type=Path), help=".npz with x and y: accuracy of float, int8 reference and generated C.")
 @click.option("--prune", "prune", type=float, default=None, help="Magnitude-prune this fraction of the weights, globally over the layers (e.g. 0.9).")
 @click.option("--prune-layer", "prune_layer", multiple=True, metavar="NAME=S", help="Prune layer NAME to sparsity S (repeatable; overrides --prune for it).")
@@ -45,7 +46,7 @@ def _echo_err(text: str) -> None:
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
 @click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
               help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
-def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, eval_data, prune, prune_layer,
+def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, io_in_arena, eval_data, prune, prune_layer,
                 prune_channels, prune_exclude_first_last, train, rewind, weights_mode):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     popts = PruneOptions(
@@ -55,7 +56,7 @@ def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, 
         exclude_first_last=prune_exclude_first_last)
     options = ConvertOptions(board=board, calib=calib, calib_random=calib_random, per_tensor=per_tensor, io=io_type,
                              eval_data=eval_data, compress=CompressOptions(popts, weights_mode), train=train,
-                             rewind=rewind)
+                             rewind=rewind, io_in_arena=io_in_arena)
     result = convert(model, outdir, options, progress=bar)
     for n in result.notes:
         _echo_err(f"note: {n}")

@@ -17,7 +17,13 @@ def convert_lines(outdir, result: ConvertResult) -> list[str]:
         for t in ios:
             q = f" scale {t.scale:.6g} zp {t.zero_point}" if t.scale is not None else ""
             lines.append(f"  {kind:6s} {t.name}: {t.shape} {t.dtype}{q}")
-    lines.append(f"  arena_bytes  {m.arena_bytes:>10,}   (intermediate tensors; I/O buffers are the caller's)")
+    mem = m.section("memory") or {}
+    held = "intermediate tensors and the inputs; outputs are the caller's" if mem.get("io_in_arena") else \
+        "intermediate tensors; I/O buffers are the caller's"
+    lines.append(f"  arena_bytes  {m.arena_bytes:>10,}   ({held})")
+    if mem:
+        lines.append(f"  lower bound  {mem['lower_bound_bytes']:>10,}   ({len(mem['in_place_layers'])} layers in place; "
+                     "tinyc inspect OUTDIR --plan shows the plan)")
     lines.append(f"  weight_bytes {m.weight_bytes:>10,}")
     lines.append(f"  MACs         {m.macs:>10,}")
     rep = m.section("quantization_report")
