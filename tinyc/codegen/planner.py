@@ -213,31 +213,31 @@ def lower_bound(graph: Graph, buffers: list[Buffer], uses: list[InPlaceUse]) -> 
     return peak
 
 
-def _busy(b: Buffer, p: Buffer, p_offset: int, gaps: dict[tuple[str, str], int]) -> tuple[int, int]:
-    """The bytes [start, end) that b (size aligned) must not overlap, p being placed at p_offset
-    and live at the same time as b. An in-place pair shrinks it: the output may start up to
-    min_gap bytes before the input and run over it."""
+def _forbidden(b: Buffer, p: Buffer, p_offset: int, gaps: dict[tuple[str, str], int]) -> tuple[int, int]:
+    """The offsets o, lo < o < hi, that b (size aligned) must not take, p being placed at
+    p_offset and live at the same time as b: b must end by p's start or start at p's end. An
+    in-place pair allows more: the output may start min_gap or more bytes before the input."""
     size_b, size_p = _align(b.size), _align(p.size)
-    if (b.key, p.key) in gaps:      # b is written over p: b.offset <= p.offset - gap
-        return p_offset + size_b - min(gaps[b.key, p.key], size_b), p_offset + size_p
-    if (p.key, b.key) in gaps:      # p is written over b: b.offset >= p.offset + gap
-        return p_offset, p_offset + min(gaps[p.key, b.key], size_p)
-    return p_offset, p_offset + size_p
+    if (b.key, p.key) in gaps:      # b is written over p: b.offset <= p.offset - gap also does
+        return p_offset - min(gaps[b.key, p.key], size_b), p_offset + size_p
+    if (p.key, b.key) in gaps:      # p is written over b: b.offset >= p.offset + gap also does
+        return p_offset - size_b, p_offset + min(gaps[p.key, b.key], size_p)
+    return p_offset - size_b, p_offset + size_p
 
 
 def _first_fit(buffers: list[Buffer], gaps: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Each buffer in turn at the lowest offset no placed buffer live at the same time forbids."""
     placed: list[Buffer] = []
     offsets: dict[str, int] = {}
     for b in buffers:
-        size = _align(b.size)
-        busy = sorted(iv for iv in (_busy(b, p, offsets[p.key], gaps) for p in placed
-                                    if not (p.last < b.first or b.last < p.first))
-                      if iv[0] < iv[1])
+        forbidden = sorted(iv for iv in (_forbidden(b, p, offsets[p.key], gaps) for p in placed
+                                         if not (p.last < b.first or b.last < p.first))
+                           if iv[1] - iv[0] > 1)
         offset = 0
-        for start, end in busy:
-            if offset + size <= start:
+        for lo, hi in forbidden:
+            if offset <= lo:
                 break
-            offset = max(offset, end)
+            offset = max(offset, hi)
         offsets[b.key] = offset
         placed.append(b)
     return offsets
