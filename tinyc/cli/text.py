@@ -3,6 +3,7 @@ evaluation tables, the compression report and validate's summary."""
 
 from __future__ import annotations
 
+from tinyc.build.ram import ram_lines
 from tinyc.convert import ConvertResult
 from tinyc.metrics.compression import with_measurements
 from tinyc.outdir import Manifest
@@ -57,6 +58,9 @@ def validate_lines(outdir, board_name: str, summary: Summary, manifest: Manifest
         lines.append(f"  per layer ({summary.cycle_unit}, mean):")
         for l, c in zip(manifest.layers, d["layer_cycles_mean"]):
             lines.append(f"    {l.index:>3} {l.op:18s} {c:>12,.0f}  {l.name[:50]}")
+    ram = (manifest.section("ram") or {}).get(board_name)
+    if ram:
+        lines.extend("  " + l for l in ram_lines(ram))
     if summary.report_path:
         lines.append(f"  report         {summary.report_path}")
     return lines
