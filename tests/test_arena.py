@@ -91,3 +91,31 @@ def test_in_place_chain_arena_and_bit_exact(chain_model, tmp_path):
     # from 64 * 8 - 63 * 4 = 260 -> 272 (aligned) bytes before the input: 592 + 16 bytes.
     result = assert_bit_exact(chain_model, tmp_path / "arena", n_random=50, io_in_arena=True)
     assert result["arena_bytes"] == 608
+
+
+def test_inspect_plan_and_plot(mlperf_dir, tmp_path):
+    """`tinyc inspect OUTDIR --plan` lists every buffer, the in-place layers and the lower
+    bound; --plot draws the arena into a PNG."""
+    import json
+    import subprocess
+    out = tmp_path / "kws"
+    convert(mlperf_dir / "kws_ref_model.tflite", out)
+    tinyc = [sys.executable, "-m", "tinyc.cli", "inspect", str(out)]
+    proc = subprocess.run([*tinyc, "--plan", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    manifest = json.loads((out / "tinyc.json").read_text())
+    assert plan["arena_bytes"] == manifest["arena_bytes"]
+    assert plan["lower_bound_bytes"] == manifest["memory"]["lower_bound_bytes"] <= plan["arena_bytes"]
+    over = [r["over"]["layer"] for r in plan["buffers"] if r["over"]]
+    assert over == manifest["memory"]["in_place_layers"] and len(over) >= 8
+    for r in plan["buffers"]:
+        assert 0 <= r["offset"] and r["offset"] + r["bytes"] <= plan["arena_bytes"]
+    text = subprocess.run([*tinyc, "--plan", "--plot", str(tmp_path / "plan.png")], capture_output=True,
+                          text=True, timeout=300)
+    assert text.returncode == 0, text.stderr
+    assert "lower bound" in text.stdout and "over t" in text.stdout
+    assert (tmp_path / "plan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    refused = subprocess.run([*tinyc[:-1], str(mlperf_dir / "kws_ref_model.tflite"), "--plan"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "OUTDIR" in refused.stderr and "Traceback" not in refused.stderr

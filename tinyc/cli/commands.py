@@ -12,10 +12,10 @@ import numpy as np
 from tinyc.boards import DEFAULT_BOARD, load_board
 from tinyc.build import build_and_record
 from tinyc.cli.progress import bar
-from tinyc.cli.text import convert_lines, inspect_lines, report_lines, validate_lines
+from tinyc.cli.text import convert_lines, inspect_lines, plan_lines, report_lines, validate_lines
 from tinyc.convert import ConvertOptions, convert
 from tinyc.metrics.compression import with_measurements
-from tinyc.metrics.inspect import inspect_model
+from tinyc.metrics.inspect import arena_plan, inspect_model, plot_plan
 from tinyc.metrics.speed import measure_speed
 from tinyc.outdir import load_manifest
 from tinyc.passes.compress import CompressOptions
@@ -89,8 +89,23 @@ def report_cmd(outdir, speed, board, as_json):
 @click.command("inspect")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def inspect_cmd(model, as_json):
-    """Print MODEL's ops, shapes, parameters, MACs and whether tinyc supports each op."""
+@click.option("--plan", "show_plan", is_flag=True, help="MODEL is an OUTDIR: print its arena plan (offsets, lifetimes, in-place layers, lower bound).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="MODEL is an OUTDIR: draw its arena over time into this PNG.")
+def inspect_cmd(model, as_json, show_plan, plot_path):
+    """Print MODEL's ops, shapes, parameters, MACs and whether tinyc supports each op; with
+    --plan or --plot, the arena plan of a converted OUTDIR."""
+    if show_plan or plot_path:
+        plan = arena_plan(model)
+        if plot_path:
+            plot_plan(plan, plot_path)
+        if as_json:
+            click.echo(json.dumps(plan, indent=2))
+        elif show_plan:
+            for line in plan_lines(plan):
+                click.echo(line)
+        if plot_path:
+            click.echo(f"wrote {plot_path}")
+        return
     info = inspect_model(model)
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -66,6 +66,20 @@ def validate_lines(outdir, board_name: str, summary: Summary, manifest: Manifest
     return lines
 
 
+def plan_lines(plan: dict) -> list[str]:
+    """What `tinyc inspect OUTDIR --plan` prints."""
+    lines = [f"{plan['outdir']}: arena {plan['arena_bytes']:,} B, lower bound {plan['lower_bound_bytes']:,} B "
+             f"(most bytes live at one layer, in-place pairs overlapped); inputs "
+             f"{'in the arena' if plan['io_in_arena'] else 'in the caller' + chr(39) + 's buffers'}",
+             f"  {'buffer':7s} {'offset':>8s} {'bytes':>8s} {'layers':>9s}  in place                      what"]
+    for r in plan["buffers"]:
+        over = (f"over {r['over']['buffer']} (layer {r['over']['layer']}, gap {r['over']['min_gap']})"
+                if r["over"] else "")
+        lines.append(f"  {r['buffer']:7s} {r['offset']:>8,} {r['bytes']:>8,} {r['first']:>4}-{r['last']:<4}  "
+                     f"{over:29s} {r['what'][:60]}")
+    return lines
+
+
 def inspect_lines(model, info: dict) -> list[str]:
     """What `tinyc inspect` prints (its table)."""
     lines = [f"{model}: {len(info['ops'])} ops, {info['params']:,} parameters, {info['macs']:,} MACs"]
