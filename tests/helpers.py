@@ -54,7 +54,7 @@ def convert_keras_int8(model, rep_data, per_tensor: bool = False, io_type: str =
 
 
 def assert_bit_exact(model, tmp_path: Path, n_random: int = 100, inputs=None, board: str = "host",
-                     seed: int = 0) -> dict:
+                     seed: int = 0, io_in_arena: bool = False) -> dict:
     """Convert `model` (path or .tflite bytes) with tinyc, build and run it on `board`, and
     assert that every output byte equals LiteRT BUILTIN_REF run on OUTDIR/model.tflite.
 
@@ -69,7 +69,7 @@ def assert_bit_exact(model, tmp_path: Path, n_random: int = 100, inputs=None, bo
     else:
         path = Path(model)
     outdir = tmp_path / f"out_{path.stem}"
-    result = convert(path, outdir, ConvertOptions(board=board))
+    result = convert(path, outdir, ConvertOptions(board=board, io_in_arena=io_in_arena))
     manifest = result.manifest
     b = load_board(board)
     build(outdir, b)

@@ -22,6 +22,7 @@ from pathlib import Path
 from tinyc import __version__
 from tinyc.boards import load_board
 from tinyc.codegen import check_supported, generate
+from tinyc.codegen.planner import buffer_rows
 from tinyc.errors import TinycError
 from tinyc.frontend import model_format
 from tinyc.frontend.tflite import graph_to_tflite, load_tflite, tflite_to_graph
@@ -46,6 +47,7 @@ class ConvertOptions:
     compress: CompressOptions = field(default_factory=CompressOptions)
     train: Path | None = None         # .npz with x, y: prune a Keras model while fine-tuning it
     rewind: bool = False              # with train: rewind survivors to an early checkpoint
+    io_in_arena: bool = False         # the inputs live in the arena (their bytes reused once read)
 
 
 @dataclass
@@ -120,24 +122,26 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
 
 def _compress_and_write(graph: Graph, outdir: Path, o: ConvertOptions, sections: dict) -> ConvertResult:
     if not o.compress.active:
-        return convert_graph(graph, outdir, o.board, sections)
+        return convert_graph(graph, outdir, o.board, sections, io_in_arena=o.io_in_arena)
     compressed, _, report = compress(graph, o.compress)
-    return convert_graph(compressed, outdir, o.board, sections, compression=(graph, report))
+    return convert_graph(compressed, outdir, o.board, sections, compression=(graph, report),
+                         io_in_arena=o.io_in_arena)
 
 
 def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dict | None = None,
-                  compression: tuple[Graph, dict] | None = None) -> ConvertResult:
+                  compression: tuple[Graph, dict] | None = None, io_in_arena: bool = False) -> ConvertResult:
     """Write OUTDIR for an int8 graph (checked already): C sources, model.tflite, tinyc.json.
 
     compression: (the graph before compression, the compress report), measured against the
-    generated C into the manifest's `compression` section."""
+    generated C into the manifest's `compression` section. io_in_arena: the inputs live in
+    the arena."""
     tflite_bytes = graph_to_tflite(graph)
     # The reference runs the bytes we write: re-read them so the C is made from exactly that.
     meta = dict(graph.meta)
     graph = tflite_to_graph(tflite_bytes, source=str(Path(outdir) / MODEL_TFLITE))
     graph.meta = meta
     with staging(outdir) as tmp:
-        gen = generate(graph, tmp, tflite_bytes, board)
+        gen = generate(graph, tmp, tflite_bytes, board, io_in_arena=io_in_arena)
         (tmp / MODEL_TFLITE).write_bytes(tflite_bytes)
         manifest = Manifest(
             tinyc_version=__version__, board=board, model_hash=gen.model_hash, source=graph.meta.get("source"),
@@ -147,7 +151,8 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
             macs=int(sum(l.macs for l in gen.layers)),
             layers=[LayerInfo(l.index, l.name, l.kind, int(l.macs)) for l in gen.layers],
             sections=dict(sections or {}))
-        manifest.sections["memory_plan"] = memory_plan(graph, gen.plan)
+        manifest.sections["memory_plan"] = buffer_rows(graph, gen.plan)
+        manifest.sections["memory"] = memory_summary(graph, gen.plan)
         if compression is not None:
             original, report = compression
             manifest.sections["compression"] = compression_summary(original, report, gen.weight_bytes)
@@ -155,16 +160,12 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
     return ConvertResult(Path(outdir), manifest)
 
 
-def memory_plan(graph: Graph, plan) -> list[dict]:
-    """The arena plan as tinyc.json records it: every buffer's offset, bytes and the layers it
-    lives across (first writer to last reader); `tinyc report --html` draws it over time."""
-    rows = []
-    for b in sorted(plan.buffers, key=lambda b: (b.first, b.offset)):
-        tensor = b.key.startswith("t")
-        rows.append({"what": graph.tensors[int(b.key[1:])].name if tensor else f"scratch of layer {b.first}",
-                     "kind": "tensor" if tensor else "scratch", "offset": int(b.offset), "bytes": int(b.size),
-                     "first": int(b.first), "last": int(b.last)})
-    return rows
+def memory_summary(graph: Graph, plan) -> dict:
+    """tinyc.json's `memory` section: the arena, its lower bound, where the inputs live and
+    which layers run in place."""
+    return {"arena_bytes": plan.arena_bytes, "lower_bound_bytes": plan.lower_bound,
+            "io_in_arena": plan.io_in_arena,
+            "in_place_layers": [u.op for u in plan.inplace if plan.overlaps_in_place(u)]}
 
 
 def tensor_infos(graph: Graph, indices: list[int]) -> list[TensorInfo]:

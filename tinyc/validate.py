@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyc.boards import Board, load_board
-from tinyc.build import build_and_record
+from tinyc.build import build_and_record, record_stack
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
 from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
@@ -38,6 +38,7 @@ class Summary:
     layer_cycles_sum: list[int] | None = None
     error: str | None = None
     report_path: str | None = None
+    stack_bytes: int | None = None   # the highest stack mark of the inferences (None: not measured)
 
     @property
     def passed(self) -> bool:
@@ -105,6 +106,8 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
                         summary.labelled += 1
                         summary.correct += int(pred == int(labels[i]))
                         row["label"] = int(labels[i])
+                if result.stack_bytes is not None:
+                    summary.stack_bytes = max(summary.stack_bytes or 0, int(result.stack_bytes))
                 if result.cycles is not None:
                     summary.cycles.append(int(result.cycles))
                     summary.cycle_unit = result.cycle_unit
@@ -153,4 +156,6 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
     _, manifest = build_and_record(outdir, board, manifest)
     summary = validate(outdir, board, samples, labels=labels, report=report, progress=progress,
                        session_options={"port": port} if port else {}, manifest=manifest)
+    if summary.stack_bytes is not None:
+        manifest = record_stack(outdir, board, manifest, summary.stack_bytes)
     return summary, board, manifest

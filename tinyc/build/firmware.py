@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tinyc import __version__
 from tinyc.boards import Board
+from tinyc.build.ram import io_buffer_bytes
 from tinyc.build.toolchain import STRICT_CFLAGS, BuildResult, is_stale, model_result, run_tool, section_sizes
 from tinyc.errors import TinycError
 from tinyc.outdir import MODEL_SOURCES, Manifest, binary_path, build_dir, generated_files, load_manifest
@@ -96,18 +97,23 @@ def firmware_sources(board: Board) -> list[Path]:
 # ---------------------------------------------------------------------------- checks
 
 def check_fits(manifest: Manifest, board: Board) -> None:
-    """Refuse, before compiling anything, a model whose weights or arena alone exceed the board."""
+    """Refuse, before compiling anything, a model whose weights or arena alone exceed the board.
+    The stack counted is the peak measured on this board by an earlier run when tinyc.json has
+    it, else the board's stack reserve."""
     weights = int(manifest.weight_bytes or 0)
     arena = int(manifest.arena_bytes or 0)
-    io = sum(int(t.bytes) for t in manifest.inputs + manifest.outputs)
+    io = io_buffer_bytes(manifest)
     if board.flash_bytes and weights > board.flash_bytes:
         raise _over("flash", weights, board.flash_bytes, board, f"weights {weights:,}")
     if board.ram_bytes:
-        stack = memory_layout(board)["stack_bytes"]
+        known = (manifest.section("ram") or {}).get(board.name, {})
+        measured = known.get("stack_bytes") if known.get("stack_measured") else None
+        stack = measured if measured is not None else memory_layout(board)["stack_bytes"]
         need = arena + io + stack
         if need > board.ram_bytes:
             raise _over("RAM", need, board.ram_bytes, board,
-                        f"arena {arena:,} + input/output buffers {io:,} + stack {stack:,}")
+                        f"arena {arena:,} + input/output buffers {io:,} + "
+                        f"{'measured peak stack' if measured is not None else 'stack'} {stack:,}")
 
 
 def check_objects(objs: list[Path], board: Board, size_tool: str) -> tuple[int, int]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from tinyc.boards import DEFAULT_BOARD, load_all_boards, load_board, runner_status
-from tinyc.build import build
+from tinyc.build import build, build_and_record
+from tinyc.build.ram import ram_lines
 from tinyc.build.firmware import image_sizes
 from tinyc.errors import TinycError
 from tinyc.outdir import load_manifest
@@ -60,7 +61,11 @@ def _build(outdir: Path, board_name: str | None, force: bool):
 def build_cmd(outdir, board, force):
     """Compile OUTDIR for a board (firmware for microcontrollers). Flash and RAM are checked
     against the board before linking."""
-    b, result = _build(outdir, board, force)
+    manifest = load_manifest(outdir)
+    b = load_board(board or manifest.board or DEFAULT_BOARD)
+    if force:
+        build(outdir, b, force=True, manifest=manifest)
+    result, manifest = build_and_record(outdir, b, manifest)
     click.echo(f"built {result.binary}")
     click.echo(f"  model code {result.code_bytes:,} B, weights {result.weight_bytes:,} B, "
                f"model RAM {result.ram_bytes if result.ram_bytes is not None else '?':,} B")
@@ -68,6 +73,8 @@ def build_cmd(outdir, board, force):
         s = image_sizes(result.binary, b)
         click.echo(f"  firmware   flash {s['flash']:,} of {b.flash_bytes:,} B ({100 * s['flash'] / b.flash_bytes:.1f}%), "
                    f"RAM {s['ram']:,} of {b.ram_bytes:,} B incl. stack ({100 * s['ram'] / b.ram_bytes:.1f}%)")
+    for line in ram_lines(manifest.section("ram")[b.name]):
+        click.echo(f"  model {line}")
 
 
 @click.command("flash")

@@ -12,11 +12,11 @@ import numpy as np
 from tinyc.boards import DEFAULT_BOARD, load_board
 from tinyc.build import build_and_record
 from tinyc.cli.progress import bar
-from tinyc.cli.text import convert_lines, inspect_lines, report_lines, validate_lines
+from tinyc.cli.text import convert_lines, inspect_lines, plan_lines, report_lines, validate_lines
 from tinyc.convert import ConvertOptions, convert
 from tinyc.metrics.compression import with_measurements
 from tinyc.metrics.html_report import write_html
-from tinyc.metrics.inspect import inspect_model
+from tinyc.metrics.inspect import arena_plan, inspect_model, plot_plan
 from tinyc.metrics.speed import measure_speed
 from tinyc.outdir import load_manifest
 from tinyc.passes.compress import CompressOptions
@@ -37,6 +37,7 @@ def _echo_err(text: str) -> None:
 @click.option("--calib-random", type=int, help="Calibrate with N random samples (smoke tests only: scales are not trustworthy).")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales instead of per-channel.")
 @click.option("--io", "io_type", type=click.Choice(["int8", "float"]), default="int8", show_default=True, help="I/O type of the generated C.")
+@click.option("--io-in-arena", is_flag=True, help="Put the inputs in the arena (the caller writes them there; their bytes are reused once read).")
 @click.option("--eval", "eval_data", type=click.Path(exists=True, path_type=Path), help=".npz with x and y: accuracy of float, int8 reference and generated C.")
 @click.option("--prune", "prune", type=float, default=None, help="Magnitude-prune this fraction of the weights, globally over the layers (e.g. 0.9).")
 @click.option("--prune-layer", "prune_layer", multiple=True, metavar="NAME=S", help="Prune layer NAME to sparsity S (repeatable; overrides --prune for it).")
@@ -46,7 +47,7 @@ def _echo_err(text: str) -> None:
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
 @click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
               help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
-def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, eval_data, prune, prune_layer,
+def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, io_in_arena, eval_data, prune, prune_layer,
                 prune_channels, prune_exclude_first_last, train, rewind, weights_mode):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     popts = PruneOptions(
@@ -56,7 +57,7 @@ def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, 
         exclude_first_last=prune_exclude_first_last)
     options = ConvertOptions(board=board, calib=calib, calib_random=calib_random, per_tensor=per_tensor, io=io_type,
                              eval_data=eval_data, compress=CompressOptions(popts, weights_mode), train=train,
-                             rewind=rewind)
+                             rewind=rewind, io_in_arena=io_in_arena)
     result = convert(model, outdir, options, progress=bar)
     for n in result.notes:
         _echo_err(f"note: {n}")
@@ -98,8 +99,23 @@ def report_cmd(outdir, speed, board, as_json, html_path, png_dir):
 @click.command("inspect")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def inspect_cmd(model, as_json):
-    """Print MODEL's ops, shapes, parameters, MACs and whether tinyc supports each op."""
+@click.option("--plan", "show_plan", is_flag=True, help="MODEL is an OUTDIR: print its arena plan (offsets, lifetimes, in-place layers, lower bound).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="MODEL is an OUTDIR: draw its arena over time into this PNG.")
+def inspect_cmd(model, as_json, show_plan, plot_path):
+    """Print MODEL's ops, shapes, parameters, MACs and whether tinyc supports each op; with
+    --plan or --plot, the arena plan of a converted OUTDIR."""
+    if show_plan or plot_path:
+        plan = arena_plan(model)
+        if plot_path:
+            plot_plan(plan, plot_path)
+        if as_json:
+            click.echo(json.dumps(plan, indent=2))
+        elif show_plan:
+            for line in plan_lines(plan):
+                click.echo(line)
+        if plot_path:
+            click.echo(f"wrote {plot_path}")
+        return
     info = inspect_model(model)
     if as_json:
         click.echo(json.dumps(info, indent=2))

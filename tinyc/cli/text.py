@@ -3,6 +3,7 @@ evaluation tables, the compression report and validate's summary."""
 
 from __future__ import annotations
 
+from tinyc.build.ram import ram_lines
 from tinyc.convert import ConvertResult
 from tinyc.metrics.compression import with_measurements
 from tinyc.outdir import Manifest
@@ -17,7 +18,13 @@ def convert_lines(outdir, result: ConvertResult) -> list[str]:
         for t in ios:
             q = f" scale {t.scale:.6g} zp {t.zero_point}" if t.scale is not None else ""
             lines.append(f"  {kind:6s} {t.name}: {t.shape} {t.dtype}{q}")
-    lines.append(f"  arena_bytes  {m.arena_bytes:>10,}   (intermediate tensors; I/O buffers are the caller's)")
+    mem = m.section("memory") or {}
+    held = "intermediate tensors and the inputs; outputs are the caller's" if mem.get("io_in_arena") else \
+        "intermediate tensors; I/O buffers are the caller's"
+    lines.append(f"  arena_bytes  {m.arena_bytes:>10,}   ({held})")
+    if mem:
+        lines.append(f"  lower bound  {mem['lower_bound_bytes']:>10,}   ({len(mem['in_place_layers'])} layers in place; "
+                     "tinyc inspect OUTDIR --plan shows the plan)")
     lines.append(f"  weight_bytes {m.weight_bytes:>10,}")
     lines.append(f"  MACs         {m.macs:>10,}")
     rep = m.section("quantization_report")
@@ -51,8 +58,25 @@ def validate_lines(outdir, board_name: str, summary: Summary, manifest: Manifest
         lines.append(f"  per layer ({summary.cycle_unit}, mean):")
         for l, c in zip(manifest.layers, d["layer_cycles_mean"]):
             lines.append(f"    {l.index:>3} {l.op:18s} {c:>12,.0f}  {l.name[:50]}")
+    ram = (manifest.section("ram") or {}).get(board_name)
+    if ram:
+        lines.extend("  " + l for l in ram_lines(ram))
     if summary.report_path:
         lines.append(f"  report         {summary.report_path}")
+    return lines
+
+
+def plan_lines(plan: dict) -> list[str]:
+    """What `tinyc inspect OUTDIR --plan` prints."""
+    lines = [f"{plan['outdir']}: arena {plan['arena_bytes']:,} B, lower bound {plan['lower_bound_bytes']:,} B "
+             f"(most bytes live at one layer, in-place pairs overlapped); inputs "
+             f"{'in the arena' if plan['io_in_arena'] else 'in the caller' + chr(39) + 's buffers'}",
+             f"  {'buffer':7s} {'offset':>8s} {'bytes':>8s} {'layers':>9s}  in place                      what"]
+    for r in plan["buffers"]:
+        over = (f"over {r['over']['buffer']} (layer {r['over']['layer']}, gap {r['over']['min_gap']})"
+                if r["over"] else "")
+        lines.append(f"  {r['buffer']:7s} {r['offset']:>8,} {r['bytes']:>8,} {r['first']:>4}-{r['last']:<4}  "
+                     f"{over:29s} {r['what'][:60]}")
     return lines
 
 

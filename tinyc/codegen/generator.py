@@ -134,6 +134,7 @@ class LoweringContext:
     scratch_requests: dict[int, int] = field(default_factory=dict)
     params: dict[int, list[str]] = field(default_factory=dict)  # op index -> C definitions
     alias_of: dict[int, int] = field(default_factory=dict)
+    io_in_arena: bool = False  # the graph inputs live in the arena (the caller writes them there)
 
     def __post_init__(self):
         self.alias_of = alias_roots(self.graph)
@@ -163,7 +164,7 @@ class LoweringContext:
         tensor = g.tensors[t]
         ctype = c_type(tensor.dtype)
         root = self.alias_of.get(t, t)
-        if root in g.inputs:
+        if root in g.inputs and not (self.io_in_arena and root not in g.outputs):
             return _cast(f"in{g.inputs.index(root)}", ctype, tensor, g.tensors[root], const=True)
         rt = g.tensors[root]
         if rt.is_const:  # even if it is also an output: that gets a copy at the end
@@ -225,11 +226,12 @@ def _attr_text(attrs: dict) -> str:
     return ", ".join(parts)
 
 
-def lower_graph(graph: Graph, *, check: bool = True) -> tuple[list[Lowered], LoweringContext]:
-    """Lower every op once, then plan the arena (tensors and the scratch the ops asked for)."""
+def lower_graph(graph: Graph, *, check: bool = True, io_in_arena: bool = False) -> tuple[list[Lowered], LoweringContext]:
+    """Lower every op once, then plan the arena (tensors, the scratch the ops asked for, and
+    the outputs the ops' in-place contracts let overlap their inputs)."""
     if check:
         check_supported(graph)
-    ctx = LoweringContext(graph)
+    ctx = LoweringContext(graph, io_in_arena=io_in_arena)
     lowered = []
     for i, op in enumerate(graph.ops):
         try:
@@ -238,7 +240,8 @@ def lower_graph(graph: Graph, *, check: bool = True) -> tuple[list[Lowered], Low
             if op.name and f"'{op.name}'" in str(exc):
                 raise
             raise UnsupportedError(f"{op.kind} '{op.name or i}': {exc}") from None
-    ctx.plan = plan_memory(graph, ctx.scratch_requests)
+    ctx.plan = plan_memory(graph, ctx.scratch_requests, {i: low.inplace for i, low in enumerate(lowered)},
+                           io_in_arena=io_in_arena)
     return lowered, ctx
 
 
@@ -268,10 +271,11 @@ class OpContext:
 
 
 def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = "host", *,
-             check: bool = True) -> Generated:
+             check: bool = True, io_in_arena: bool = False) -> Generated:
     """Write the C sources for `graph` into outdir; return what the manifest needs.
-    check=False skips check_supported when the caller has just run it."""
-    lowered, ctx = lower_graph(graph, check=check)
+    check=False skips check_supported when the caller has just run it; io_in_arena puts the
+    inputs in the arena (tinyc_input_buffer(k) says where the caller may write them)."""
+    lowered, ctx = lower_graph(graph, check=check, io_in_arena=io_in_arena)
     plan = ctx.plan
     layers = []
     for i, (op, low) in enumerate(zip(graph.ops, lowered)):
@@ -347,14 +351,21 @@ def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str) -> None
     env = _env()
     plan = gen.plan
     inputs, outputs = _io_info(graph, graph.inputs), _io_info(graph, graph.outputs)
+    for info, t in zip(inputs, graph.inputs):  # an input in the arena: its macro, else None
+        info["arena"] = f"TINYC_T{t}" if plan.io_in_arena and f"t{t}" in {b.key for b in plan.buffers} else None
+    in_place = {u.op: u for u in plan.inplace if plan.overlaps_in_place(u)}
     mem_rows = []
     for b in sorted(plan.buffers, key=lambda b: (b.offset, b.first)):
         if b.key.startswith("t"):
             root = int(b.key[1:])
             t = graph.tensors[root]
+            over = next((f", written over t{u.input[1:]} by layer {u.op}" for u in in_place.values()
+                         if u.output == b.key), "")
+            what = "graph input, " if root in graph.inputs else ""
             mem_rows.append({"root": root, "ctype": c_type(t.dtype), "offset": b.offset, "size": b.size,
                              "first": b.first, "last": b.last,
-                             "desc": f"{shape_text(t)} {t.dtype}, {b.size} B, layers {b.first}-{b.last}: {t.name}"[:150]})
+                             "desc": f"{shape_text(t)} {t.dtype}, {b.size} B, {what}layers {b.first}-{b.last}"
+                                     f"{over}: {t.name}"[:170]})
         else:
             mem_rows.append({"root": None, "layer": int(b.key[1:]), "offset": b.offset, "size": b.size,
                              "first": b.first, "last": b.last, "desc": f"scratch of layer {b.first}, {b.size} B"})
@@ -364,7 +375,8 @@ def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str) -> None
         consts=gen.consts, weight_bytes=gen.weight_bytes, kernels=gen.kernels, format_array=format_array,
         source=Path(graph.meta.get("source", "")).name,  # the file name: no machine path in the C
         uses_float=any(c.ctype == "float" for c in gen.consts),
-        io_copies=gen.io_copies, unused_io=gen.unused_io,
+        io_copies=gen.io_copies, unused_io=gen.unused_io, io_in_arena=plan.io_in_arena,
+        arena_lower_bound=plan.lower_bound, in_place_layers=sorted(in_place),
     )
     kernel_src = [env.get_template(_kernel_template(k)).render(ctx=None) for k in gen.kernels]
     files = {

@@ -7,7 +7,10 @@ from pathlib import Path
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
 from tinyc.ir import op_macs
+from tinyc.codegen.generator import lower_graph
 from tinyc.codegen.ops import check_op
+from tinyc.codegen.planner import buffer_rows
+from tinyc.outdir import MODEL_TFLITE, load_manifest
 
 
 def inspect_model(path: Path) -> dict:
@@ -41,3 +44,59 @@ def inspect_model(path: Path) -> dict:
     return {"model": str(path), "inputs": io(graph.inputs), "outputs": io(graph.outputs), "ops": ops,
             "params": int(params_total), "macs": int(sum(o["macs"] for o in ops)),
             "supported": all(o["supported"] for o in ops)}
+
+
+def arena_plan(outdir: Path) -> dict:
+    """`tinyc inspect OUTDIR --plan`: every arena buffer (offset, bytes, first and last layer
+    that use it), which layers write their output over their input, and the lower bound.
+    Re-plans OUTDIR/model.tflite as convert did and checks that it gets the same arena."""
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        raise TinycError(f"--plan and --plot read a converted OUTDIR; {outdir} is a file: "
+                         f"run tinyc convert {outdir} -o OUT first")
+    manifest = load_manifest(outdir)
+    io_in_arena = bool((manifest.section("memory") or {}).get("io_in_arena"))
+    graph = load_tflite(outdir / MODEL_TFLITE)
+    _, ctx = lower_graph(graph, io_in_arena=io_in_arena)
+    plan = ctx.plan
+    if plan.arena_bytes != manifest.arena_bytes:
+        raise TinycError(f"{outdir}: re-planning model.tflite gives a {plan.arena_bytes}-byte arena, tinyc.json "
+                         f"says {manifest.arena_bytes}; convert it again with this tinyc")
+    rows = buffer_rows(graph, plan)
+    return {"outdir": str(outdir), "arena_bytes": plan.arena_bytes, "lower_bound_bytes": plan.lower_bound,
+            "io_in_arena": io_in_arena, "order": plan.order, "layers": [op.kind for op in graph.ops],
+            "buffers": rows}
+
+
+def plot_plan(info: dict, path: Path) -> None:
+    """Draw the arena over time into a PNG: one box per buffer, layers across, offsets up;
+    an output written in place over its input is drawn hatched."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise TinycError("--plot draws with matplotlib, which is not installed: pip install 'tinyc[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    n = max(len(info["layers"]), 1)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.35 * n), 6))
+    colors = plt.get_cmap("tab20").colors
+    for i, r in enumerate(info["buffers"]):
+        color = "lightgrey" if r["buffer"].startswith("s") else colors[i % len(colors)]
+        ax.add_patch(Rectangle((r["first"] - 0.45, r["offset"]), r["last"] - r["first"] + 0.9, r["bytes"],
+                               facecolor=color, edgecolor="black", linewidth=0.5, alpha=0.75,
+                               hatch="//" if r["over"] else None))
+        if r["bytes"] > info["arena_bytes"] / 40:
+            ax.text(r["first"] - 0.4, r["offset"] + r["bytes"] / 2, r["buffer"], fontsize=6, va="center")
+    ax.axhline(info["arena_bytes"], color="red", linewidth=1)
+    ax.axhline(info["lower_bound_bytes"], color="green", linewidth=1, linestyle="--")
+    ax.set_xlim(-1, n)
+    ax.set_ylim(0, info["arena_bytes"] * 1.05 + 1)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("arena offset (bytes)")
+    ax.set_title(f"arena {info['arena_bytes']:,} B (red), lower bound {info['lower_bound_bytes']:,} B (green); "
+                 "hatched: written in place over its input", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -36,6 +36,12 @@ Contract (every module in this package follows it):
     ctx.scratch(nbytes)       C expression (int8_t *) of this layer's scratch buffer, planned
                               in the arena after lowering (NULL for 0 bytes)
 - `Lowered.macs` is the multiply-accumulate count for the report.
+- `Lowered.inplace` (an `InPlace(input, min_gap)` or None): the op's output may overlap its
+  input number `input` when the output starts at least `min_gap` bytes before that input
+  (output offset <= input offset - min_gap; any smaller offset, or disjoint, is safe too).
+  The lowering derives min_gap from its kernel's read/write order; the planner uses it only
+  when that input dies at this op. tests/access_order.py checks each contract against a
+  simulation of the kernel's accesses.
 - Raw and encoded (sparse / Huffman) lowerings of an op live side by side in its module; the
   encoding helpers shared by them are in _encoded.py.
 """
@@ -50,12 +56,20 @@ from typing import Callable
 from tinyc.errors import UnsupportedError
 
 
+@dataclass(frozen=True)
+class InPlace:
+    """The output may overlap input number `input` if it starts >= min_gap bytes before it."""
+    input: int
+    min_gap: int
+
+
 @dataclass
 class Lowered:
     call: str  # C statement(s) for the layer body
     macs: int = 0
     notes: list[str] = field(default_factory=list)  # extra comment lines for the layer header
     kernels: list[str] | None = None  # kernel templates used instead of the op's registered ones
+    inplace: InPlace | None = None  # when the output may be written over an input (see above)
 
 
 @dataclass

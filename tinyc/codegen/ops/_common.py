@@ -9,7 +9,8 @@ import ctypes.util
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.codegen.ops import Lowered
+from tinyc.codegen.ops import InPlace, Lowered
+from tinyc.codegen.planner import alias_roots
 from tinyc.quant_math import round_half_away
 
 f32 = np.float32
@@ -90,4 +91,59 @@ def lower_lut_s8(graph, op, ctx, what: str, make_lut):
                                               f"as output ({y.quant.s:g}, {y.quant.zp}), by input byte")
     params = ctx.params("tinyc_lookup_table_params_s8", {"dims": {"size": x.size}, "table": table})
     call = f"tinyc_lookup_table_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
-    return Lowered(call=call, macs=0)
+    return Lowered(call=call, macs=0, inplace=forward_inplace(x, y))
+
+
+def raster_min_gap(g: dict, in_pixel_bytes: int, out_pixel_bytes: int) -> int:
+    """The in-place min_gap of a kernel that walks the output pixels in raster order (batch,
+    row, column) and reads each pixel's window of the input before and while it writes that
+    pixel's out_pixel_bytes (the conv, depthwise and pool kernels of today). Writing pixel p
+    must not reach an input byte that pixel p or a later one still reads: the output may start
+    max over p of ((p + 1) * out_pixel_bytes - the lowest byte read from pixel p on) bytes
+    before the input. g: batches, in_h/in_w, out_h/out_w, stride_h/w, pad_h/w, filter_h/w,
+    dilation_h/w (1 if absent)."""
+    def first_inside(out, stride, pad, dilation, size, taps):
+        """per output row/column: the first coordinate inside the image a window reads, or
+        size (none)"""
+        first = []
+        for o in range(out):
+            origin = o * stride - pad
+            k = max(0, -(origin // dilation)) if origin < 0 else 0
+            coord = origin + k * dilation
+            first.append(coord if k < taps and coord < size else size)
+        return np.array(first, dtype=np.int64)
+
+    dh, dw = g.get("dilation_h", 1), g.get("dilation_w", 1)
+    rows = first_inside(g["out_h"], g["stride_h"], g["pad_h"], dh, g["in_h"], g["filter_h"])
+    cols = first_inside(g["out_w"], g["stride_w"], g["pad_w"], dw, g["in_w"], g["filter_w"])
+    batch = np.arange(g["batches"], dtype=np.int64)[:, None, None]
+    lo = ((batch * g["in_h"] + rows[None, :, None]) * g["in_w"] + cols[None, None, :]) * in_pixel_bytes
+    empty = (rows[None, :, None] >= g["in_h"]) | (cols[None, None, :] >= g["in_w"])
+    lo = np.where(empty, np.iinfo(np.int64).max // 2, lo).reshape(-1)
+    still_read = np.minimum.accumulate(lo[::-1])[::-1]
+    written = (np.arange(lo.size, dtype=np.int64) + 1) * out_pixel_bytes
+    return max(0, int((written - still_read).max()))
+
+
+def forward_inplace(x, y, input: int = 0) -> InPlace:
+    """The contract of a kernel that walks i = 0, 1, ... reading input[i], then writing
+    output[i]: when an output element is wider than an input element, the writes run ahead of
+    the reads by (n - 1) * (output width - input width) bytes at most."""
+    grow = y.nbytes // max(y.size, 1) - x.nbytes // max(x.size, 1)
+    return InPlace(input, max(0, (y.size - 1) * grow))
+
+
+def dying_input(graph, op_index: int, candidates: list[int]) -> int | None:
+    """Of the op's input numbers `candidates`, the one an in-place output should go over: one
+    whose tensor no later op reads and that is no graph output, the longest-lived of those
+    (in a residual block that is the skip tensor, whose bytes the next block then reuses);
+    else the first candidate."""
+    op = graph.ops[op_index]
+    roots = alias_roots(graph)
+    later = {roots.get(t, t) for o in graph.ops[op_index + 1:] for t in o.inputs if t >= 0}
+    outputs = {roots.get(t, t) for t in graph.outputs}
+    producers = graph.producers()
+    dying = [k for k in candidates if roots.get(op.inputs[k], op.inputs[k]) not in later | outputs]
+    if dying:
+        return min(dying, key=lambda k: producers.get(roots.get(op.inputs[k], op.inputs[k]), -1))
+    return candidates[0] if candidates else None

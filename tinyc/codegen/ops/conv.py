@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.codegen.ops import Lowered, checker, register
-from tinyc.codegen.ops._common import label as _label
+from tinyc.codegen.ops import InPlace, Lowered, checker, register
+from tinyc.codegen.ops._common import label as _label, raster_min_gap
 from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
 from tinyc.quant_math import activation_range_s8, conv_output_multipliers
 
@@ -179,6 +179,12 @@ def _dims_fields(g: dict, last: str, last_value: int) -> dict:
             "filter_h": g["filter_h"], "filter_w": g["filter_w"], last: last_value}
 
 
+def _raster_inplace(g: dict) -> InPlace:
+    """The raw conv and depthwise kernels walk the output pixels in raster order, reading a
+    pixel's window while writing its channels (the border window goes through scratch first)."""
+    return InPlace(0, raster_min_gap(g, g["in_ch"], g["out_ch"]))
+
+
 def _bias(graph, op, ctx):
     return ctx.ptr(op.inputs[2], "bias") if _has_bias(op) else None
 
@@ -255,7 +261,7 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
     params = ctx.params("tinyc_conv_2d_params_s8", fields)
     call = f"tinyc_conv_2d_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {window});"
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w * filter_in_ch
-    return Lowered(call=call, macs=macs, notes=notes)
+    return Lowered(call=call, macs=macs, notes=notes, inplace=_raster_inplace(g))
 
 
 def _lower_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict, notes: list[str]) -> Lowered:
@@ -316,7 +322,7 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
     params = ctx.params("tinyc_depthwise_conv_2d_params_s8", fields)
     call = f"tinyc_depthwise_conv_2d_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w
-    return Lowered(call=call, macs=macs, notes=notes)
+    return Lowered(call=call, macs=macs, notes=notes, inplace=_raster_inplace(g))
 
 
 def _lower_depthwise_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict,

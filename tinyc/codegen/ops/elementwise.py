@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops import InPlace, Lowered, checker, register
+from tinyc.codegen.ops._common import dying_input
 from tinyc.quant_math import (activation_range_s8, quantize_multiplier,
                                    quantize_multiplier_smaller_than_one_exp)
 
@@ -132,6 +133,16 @@ def check_add_like(graph, op, kind: str) -> None:
         raise UnsupportedError(f"{kind} '{op.name or kind}': {e}; TFLite refuses such scales too") from None
 
 
+def binary_inplace(graph, op, ctx) -> InPlace | None:
+    """ADD, SUB and MUL walk the output in order, reading element i of each input before writing
+    element i: the output may lie over an input of the output's shape (not a broadcast one),
+    preferably one that dies here."""
+    y = graph.tensors[op.outputs[0]]
+    full = [k for k in (0, 1) if graph.tensors[op.inputs[k]].size == y.size]
+    k = dying_input(graph, ctx.op_index, full)
+    return None if k is None else InPlace(k, 0)
+
+
 def lower_add_like(graph, op, ctx, kind: str) -> Lowered:
     """ADD's lowering, which SUB shares: the same params (tinyc_add_params_s8) passed to tinyc_<kind>_s8."""
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
@@ -149,7 +160,7 @@ def lower_add_like(graph, op, ctx, kind: str) -> Lowered:
     })
     call = (f"tinyc_{kind}_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, "
             f"{ctx.ptr(op.outputs[0])});")
-    return Lowered(call=call, macs=0, notes=[_dims_note(dims)])
+    return Lowered(call=call, macs=0, notes=[_dims_note(dims)], inplace=binary_inplace(graph, op, ctx))
 
 
 @checker("ADD")
@@ -182,4 +193,4 @@ def lower_mul(graph, op, ctx) -> Lowered:
     })
     call = (f"tinyc_mul_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, "
             f"{ctx.ptr(op.outputs[0])});")
-    return Lowered(call=call, macs=y.size, notes=[_dims_note(dims)])
+    return Lowered(call=call, macs=y.size, notes=[_dims_note(dims)], inplace=binary_inplace(graph, op, ctx))

@@ -15,7 +15,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.codegen.ops import Lowered, checker, register
-from tinyc.codegen.ops._common import check_unary_s8, label
+from tinyc.codegen.ops._common import check_unary_s8, forward_inplace, label
 from tinyc.quant_math import quantize_multiplier
 
 f32 = np.float32
@@ -61,4 +61,4 @@ def lower_hard_swish(graph, op, ctx) -> Lowered:
         "quant": p,
     })
     call = f"tinyc_hard_swish_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
-    return Lowered(call=call, macs=0)
+    return Lowered(call=call, macs=0, inplace=forward_inplace(x, y))

@@ -22,7 +22,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.codegen.ops import Lowered, checker, register
-from tinyc.codegen.ops._common import check_unary_s8, label
+from tinyc.codegen.ops._common import check_unary_s8, forward_inplace, label
 from tinyc.quant_math import quantize_multiplier
 
 f32 = np.float32
@@ -59,4 +59,4 @@ def lower_leaky_relu(graph, op, ctx) -> Lowered:
                   "alpha_negate": int(ma < 0)},
     })
     call = f"tinyc_leaky_relu_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
-    return Lowered(call=call, macs=0, notes=[f"alpha {alpha:g}"])
+    return Lowered(call=call, macs=0, notes=[f"alpha {alpha:g}"], inplace=forward_inplace(x, y))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.codegen.ops import Lowered, checker, register
-from tinyc.codegen.ops._common import check_per_tensor, check_s8_in_out, label
+from tinyc.codegen.ops import InPlace, Lowered, checker, register
+from tinyc.codegen.ops._common import check_per_tensor, check_s8_in_out, label, raster_min_gap
 from tinyc.quant_math import activation_range_s8
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -102,7 +102,9 @@ def _lower_pool(graph, op, ctx, fn: str) -> Lowered:
     taps = int(np.prod([g["batches"], g["out_h"], g["out_w"], g["depth"], g["filter_h"], g["filter_w"]]))
     notes = [f"window {g['filter_h']}x{g['filter_w']}, stride {g['stride_h']}x{g['stride_w']}, "
              f"padding before {g['pad_h']}x{g['pad_w']}"]
-    return Lowered(call=call, macs=taps, notes=notes)
+    # the kernels walk the output pixels in raster order, each channel after its window taps
+    inplace = InPlace(0, raster_min_gap(g, g["depth"], g["depth"]))
+    return Lowered(call=call, macs=taps, notes=notes, inplace=inplace)
 
 
 @checker("AVERAGE_POOL_2D")

@@ -18,6 +18,7 @@ import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._common import forward_inplace
 from tinyc.quant_math import quantize_multiplier
 
 _SHORT = {"int8": "s8", "uint8": "u8", "int16": "s16", "float32": "f32"}
@@ -64,7 +65,8 @@ def lower_quantize(graph, op, ctx) -> Lowered:
         params = ctx.params("tinyc_affine_params", {"dims": {"size": y.size},
                                                     "quant": {"scale": c_float(y.quant.s), "zero_point": y.quant.zp}})
         call = f"{fn}({params}, {src}, {dst});"
-        return Lowered(call=call, notes=["float -> int: round(x / scale) + zero_point, clamped"])
+        return Lowered(call=call, notes=["float -> int: round(x / scale) + zero_point, clamped"],
+                       inplace=forward_inplace(x, y))
     real = float(np.float32(x.quant.s)) / float(np.float32(y.quant.s))
     mult, shift = quantize_multiplier(real)
     fn = f"tinyc_requantize_{_SHORT[x.dtype]}_{_SHORT[y.dtype]}"
@@ -72,7 +74,8 @@ def lower_quantize(graph, op, ctx) -> Lowered:
         "dims": {"size": y.size}, "op": {"input_zero_point": x.quant.zp, "output_zero_point": y.quant.zp},
         "quant": {"multiplier": mult, "shift": shift}})
     call = f"{fn}({params}, {src}, {dst});"
-    return Lowered(call=call, notes=[f"rescale {real:.9g} = {mult} * 2^({shift} - 31)"])
+    return Lowered(call=call, notes=[f"rescale {real:.9g} = {mult} * 2^({shift} - 31)"],
+                   inplace=forward_inplace(x, y))
 
 
 @checker("DEQUANTIZE")
@@ -92,4 +95,4 @@ def lower_dequantize(graph, op, ctx) -> Lowered:
     params = ctx.params("tinyc_affine_params", {"dims": {"size": y.size},
                                                 "quant": {"scale": c_float(x.quant.s), "zero_point": x.quant.zp}})
     call = f"{fn}({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
-    return Lowered(call=call, notes=["int -> float: scale * (x - zero_point)"])
+    return Lowered(call=call, notes=["int -> float: scale * (x - zero_point)"], inplace=forward_inplace(x, y))

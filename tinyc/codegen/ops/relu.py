@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.codegen.ops import Lowered, checker, register
-from tinyc.codegen.ops._common import check_unary_s8, label
+from tinyc.codegen.ops._common import check_unary_s8, forward_inplace, label
 from tinyc.quant_math import activation_range_s8, quantize_multiplier
 
 KINDS = ("RELU", "RELU6", "RELU_N1_TO_1")
@@ -42,7 +42,8 @@ def lower_relu(graph, op, ctx) -> Lowered:
         "quant": {"multiplier": mult, "shift": shift},
     })
     call = f"tinyc_relu_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
-    return Lowered(call=call, macs=0, notes=[f"{op.kind}: clamp to [{act_min}, {act_max}]"])
+    return Lowered(call=call, macs=0, notes=[f"{op.kind}: clamp to [{act_min}, {act_max}]"],
+                   inplace=forward_inplace(x, y))
 
 
 for _kind in KINDS:

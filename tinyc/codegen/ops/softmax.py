@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from tinyc.errors import UnsupportedError
-from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops import InPlace, Lowered, checker, register
 from tinyc.codegen.ops._common import check_per_tensor, check_s8_in_out, label
 from tinyc.quant_math import quantize_multiplier
 
@@ -82,5 +82,7 @@ def lower_softmax(graph, op, ctx) -> Lowered:
         "quant": {"input_beta_multiplier": mult, "input_beta_left_shift": left_shift, "diff_min": diff_min},
     })
     call = f"tinyc_softmax_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
+    # Each row is read whole before its last pass reads x[c] and then writes y[c]: in place is safe.
     return Lowered(call=call, macs=x.size, notes=[f"beta {np.float32(beta):g}: input multiplier {mult}, "
-                                                  f"left shift {left_shift}, diff_min {diff_min}"])
+                                                  f"left shift {left_shift}, diff_min {diff_min}"],
+                   inplace=InPlace(0, 0))
