@@ -104,10 +104,10 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
         raise TinycError(f"{path} is a float model: quantizing it to int8 needs calibration data to fix each "
                          "tensor's range; give --calib DATA.npy|.npz (a few hundred typical inputs)")
     prepared = quantize_float(path, fmt, calib=o.calib, calib_random=o.calib_random, per_tensor=o.per_tensor,
-                              io=o.io, progress=progress)
+                              io=o.io, progress=progress,
+                              check=lambda int8: check_supported(tflite_to_graph(int8, source=str(source))))
     graph = tflite_to_graph(prepared.tflite, source=str(source))
     graph.meta["source"] = str(source)
-    check_supported(graph)
     first = {"quantization_report": prepared.report} if prepared.report is not None else {}
     result = _compress_and_write(graph, outdir, o, {**first, **(sections or {})})
     result.prepared = prepared
