@@ -39,7 +39,7 @@ def write_fake_model(out: Path, model_c: str, *, model_hash: str, num_layers: in
     io = {"name": "x", "shape": [1, 4], "dtype": "int8", "bytes": 4, "scale": 1.0, "zero_point": 0}
     save_manifest(out, Manifest(
         tinyc_version="test", board="mps2-an386", model_hash=model_hash, source=None, ops=["FAKE"],
-        inputs=[TensorInfo(**io)], outputs=[TensorInfo(**dict(io, name="y"))], arena_bytes=4, arena_order=[],
+        inputs=[TensorInfo(**io)], outputs=[TensorInfo(**dict(io, name="y"))], arena_bytes=4, arena_order="",
         weight_bytes=0, code_bytes=None, macs=0,
         layers=[LayerInfo(i, f"layer{i}", "FAKE", 0) for i in range(num_layers)]))
     return out

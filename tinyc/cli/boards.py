@@ -61,7 +61,7 @@ def build_cmd(outdir, board, force):
     """Compile OUTDIR for a board (firmware for microcontrollers). Flash and RAM are checked
     against the board before linking."""
     b, result = _build(outdir, board, force)
-    click.echo(f"built {result.binary}")
+    click.echo(f"{'built' if result.rebuilt else 'up to date:'} {result.binary}")
     click.echo(f"  model code {result.code_bytes:,} B, weights {result.weight_bytes:,} B, "
                f"model RAM {result.ram_bytes if result.ram_bytes is not None else '?':,} B")
     if b.kind == "mcu":
