@@ -158,11 +158,12 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
 
     fm = FloatModel(float_bytes, in_shape, str(path), kind, samples)
     # 4. per-layer report on (part of) the calibration data
-    report_progress(progress, "report", 0, 1)
+    n_report = min(len(samples), REPORT_SAMPLES)
+    report_progress(progress, "report", 0, n_report)
     report = run_isolated(layer_report, float_bytes, int8_bytes, samples, max_samples=REPORT_SAMPLES,
                           trustworthy=trustworthy, what="building the per-layer quantization report",
                           hint=lambda: abort_hint(int8_bytes))
-    report_progress(progress, "report", 1, 1)
+    report_progress(progress, "report", n_report, n_report)
     report.update({"source": str(path), "source_kind": kind, "calibration_samples": int(len(samples)),
                    "calibration": "random" if calib_random else "data", "per_channel": not per_tensor, "io": io})
     return PreparedModel(int8_bytes, fm, report, warnings)
