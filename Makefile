@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup apt venv test demo bench bench-arena bench-compression clean
+.PHONY: setup apt venv test test-models demo bench bench-arena bench-compression clean
 
 setup: apt $(STAMP)
 
@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# keras.applications models (MobileNetV2, MobileNetV3Small) from .keras to bit-exact C: minutes.
+test-models: setup
+	$(PY) -m pytest -q -m models tests/test_keras_apps.py
 
 demo: setup
 	$(PY) examples/demo.py

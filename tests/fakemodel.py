@@ -36,10 +36,12 @@ def write_fake_model(out: Path, model_c: str, *, model_hash: str, num_layers: in
     (out / "model.h").write_text(MODEL_H.format(model_hash=model_hash, num_layers=num_layers))
     (out / "model.c").write_text(model_c)
     (out / "weights.c").write_text("/* no constants */\ntypedef int tinyc_no_weights;\n")
+    for header in ("weights.h", "tinyc_kernels.h", "tinyc_fixedpoint.h"):   # a build needs every source
+        (out / header).write_text("/* not used by the stand-in model */\n")
     io = {"name": "x", "shape": [1, 4], "dtype": "int8", "bytes": 4, "scale": 1.0, "zero_point": 0}
     save_manifest(out, Manifest(
         tinyc_version="test", board="mps2-an386", model_hash=model_hash, source=None, ops=["FAKE"],
-        inputs=[TensorInfo(**io)], outputs=[TensorInfo(**dict(io, name="y"))], arena_bytes=4, arena_order=[],
+        inputs=[TensorInfo(**io)], outputs=[TensorInfo(**dict(io, name="y"))], arena_bytes=4, arena_order="",
         weight_bytes=0, code_bytes=None, macs=0,
         layers=[LayerInfo(i, f"layer{i}", "FAKE", 0) for i in range(num_layers)]))
     return out

@@ -142,8 +142,15 @@ def test_validate_writes_jsonl_and_passes(ad01_out, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "bit-exact      12/12" in proc.stdout
     rows = [json.loads(l) for l in report.read_text().splitlines()]
-    assert [r["index"] for r in rows] == list(range(12))
-    assert all(r["bit_exact"] for r in rows)
+    assert rows[0]["run"]["board"] == "host" and rows[0]["run"]["seed"] == 0 and rows[0]["run"]["samples"] == 12
+    assert [r["index"] for r in rows[1:-1]] == list(range(12))
+    assert all(r["bit_exact"] and r["stack_bytes"] is None for r in rows[1:-1])
+    assert rows[-1] == {"link": None}   # a pipe: no serial link to count
+    # a second run appends after a new marker
+    assert tinyc("validate", ad01_out, "--random", "3", "--seed", "7", "--report", report).returncode == 0
+    rows = [json.loads(l) for l in report.read_text().splitlines()]
+    markers = [r["run"] for r in rows if "run" in r]
+    assert len(markers) == 2 and markers[1]["seed"] == 7 and markers[1]["model_hash"] == markers[0]["model_hash"]
 
 
 def test_help_is_fast_and_does_not_import_tensorflow():

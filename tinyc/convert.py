@@ -29,7 +29,8 @@ from tinyc.frontend.tflite import graph_to_tflite, load_tflite, tflite_to_graph
 from tinyc.ir import Graph, first_float_op
 from tinyc.metrics.accuracy import evaluate
 from tinyc.metrics.compression import compression_summary
-from tinyc.outdir import MODEL_TFLITE, LayerInfo, Manifest, TensorInfo, save_manifest, staging, update_manifest
+from tinyc.outdir import (MODEL_TFLITE, LayerInfo, Manifest, TensorInfo, check_outdir, save_manifest, staging,
+                          update_manifest)
 from tinyc.passes.compress import CompressOptions, compress
 from tinyc.progress import Progress
 from tinyc.quantize.finetune import prune_keras_file
@@ -65,6 +66,10 @@ def convert(model, outdir, options: ConvertOptions | None = None,
     o = options or ConvertOptions()
     load_board(o.board)  # an unknown board fails before any work
     model, outdir = Path(model), Path(outdir)
+    check_outdir(outdir)
+    if o.rewind and o.train is None:
+        raise TinycError("--rewind rewinds weights during pruning with fine-tuning: give --train DATA.npz too, "
+                         "or drop --rewind")
     fmt = model_format(model)
     graph = load_tflite(model) if fmt == "tflite" else None
     if graph is not None and first_float_op(graph) is None:
@@ -91,12 +96,17 @@ def _convert_int8(graph: Graph, model: Path, outdir: Path, o: ConvertOptions) ->
     notes = []
     if o.calib is not None or o.calib_random is not None:
         notes.append(f"{model} is already int8; calibration data is not used")
+    if o.io != "int8":
+        notes.append(f"{model} is already int8 with {first_io_dtype(graph)} I/O; --io {o.io} applies to float "
+                     "models only (quantize the float model with --io float to get float I/O)")
+    if o.per_tensor:
+        notes.append(f"{model} is already int8; --per-tensor applies to float models only")
     if o.train is not None:
         raise TinycError(f"--train needs a Keras model to fine-tune; {model} is an int8 .tflite: "
                          "drop --train to prune its int8 weights directly")
     check_supported(graph)
     result = _compress_and_write(graph, outdir, o, {})
-    result.notes = notes
+    result.notes = notes + result.notes
     return result
 
 
@@ -106,10 +116,10 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
         raise TinycError(f"{path} is a float model: quantizing it to int8 needs calibration data to fix each "
                          "tensor's range; give --calib DATA.npy|.npz (a few hundred typical inputs)")
     prepared = quantize_float(path, fmt, calib=o.calib, calib_random=o.calib_random, per_tensor=o.per_tensor,
-                              io=o.io, progress=progress)
+                              io=o.io, progress=progress,
+                              check=lambda int8: check_supported(tflite_to_graph(int8, source=str(source))))
     graph = tflite_to_graph(prepared.tflite, source=str(source))
     graph.meta["source"] = str(source)
-    check_supported(graph)
     first = {"quantization_report": prepared.report} if prepared.report is not None else {}
     result = _compress_and_write(graph, outdir, o, {**first, **(sections or {})})
     result.prepared = prepared
@@ -124,8 +134,42 @@ def _compress_and_write(graph: Graph, outdir: Path, o: ConvertOptions, sections:
     if not o.compress.active:
         return convert_graph(graph, outdir, o.board, sections, io_in_arena=o.io_in_arena)
     compressed, _, report = compress(graph, o.compress)
-    return convert_graph(compressed, outdir, o.board, sections, compression=(graph, report),
-                         io_in_arena=o.io_in_arena)
+    result = convert_graph(compressed, outdir, o.board, sections, compression=(graph, report),
+                           io_in_arena=o.io_in_arena)
+    result.notes += compression_notes(o.compress, report)
+    return result
+
+
+def compression_notes(options: CompressOptions, report: dict) -> list[str]:
+    """Why pruning or encoding did not shrink the model, when it did not."""
+    layers = report.get("layers", [])
+    pruned = "pruning" in report or "channel_pruning" in report
+    if options.weights == "raw" and "pruning" in report:
+        return ["--prune zeroed weights, but --weights raw stores the zeros too: add --weights auto "
+                "(or sparse / huffman) to make the model smaller"]
+    if options.weights == "raw" or not layers or any(l["encoding"]["kind"] != "raw" for l in layers):
+        return []
+    reasons = []
+    for l in layers:
+        e, where = l["encoding"], f"op {l['op_index']} {l['op']}"
+        if e.get("why_raw"):
+            reasons.append(f"{where}: {e['why_raw']}")
+            continue
+        smaller = {k: v for k, v in e["candidates"].items() if k != "raw" and v < e["candidates"]["raw"]}
+        if not smaller:
+            reasons.append(f"{where}: no encoding is smaller than raw")
+        else:
+            k = min(smaller, key=smaller.get)
+            reasons.append(f"{where}: {k} would take {smaller[k]:,} of {e['candidates']['raw']:,} B but is "
+                           f"estimated {e['estimated_slowdown'][k]:.1f}x slower (auto allows 2x)")
+    more = f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
+    hint = "force one with --weights sparse|huffman" + ("" if pruned else ", or prune first (--prune S)")
+    return [f"--weights {options.weights} kept all {len(layers)} weight layers raw: "
+            f"{'; '.join(reasons[:3])}{more} ({hint})"]
+
+
+def first_io_dtype(graph: Graph) -> str:
+    return graph.tensors[graph.inputs[0]].dtype if graph.inputs else "no"
 
 
 def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dict | None = None,

@@ -24,6 +24,8 @@ from typing import Iterator
 import numpy as np
 
 from tinyc.errors import TinycError
+from tinyc.ir import DTYPES
+from tinyc.paths import check_writable_dir
 
 MANIFEST = "tinyc.json"
 MODEL_TFLITE = "model.tflite"
@@ -65,7 +67,7 @@ class Manifest:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     arena_bytes: int
-    arena_order: list
+    arena_order: str                  # the planner's order that gave the smallest arena
     weight_bytes: int
     code_bytes: int | None
     macs: int
@@ -90,19 +92,97 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Manifest":
+        """The manifest of a parsed tinyc.json; a TinycError naming the first field that is
+        missing or of the wrong type or shape (a hand-edited or corrupted file)."""
+        if not isinstance(d, dict):
+            raise ManifestError(f"holds a JSON {type(d).__name__}, not an object")
         fixed = {f.name for f in dataclasses.fields(cls)} - {"sections"}
         missing = fixed - set(d)
         if missing:
-            raise TinycError(f"{MANIFEST} lacks {', '.join(sorted(missing))}: it was written by another tinyc; "
-                             "convert the model again")
-        values = {k: d[k] for k in fixed}
-        values["inputs"] = [TensorInfo(**t) for t in d["inputs"]]
-        values["outputs"] = [TensorInfo(**t) for t in d["outputs"]]
-        values["layers"] = [LayerInfo(**l) for l in d["layers"]]
+            raise ManifestError(f"lacks {', '.join(sorted(missing))}")
+        values = {k: _typed(d[k], hint, k) for k, hint in _hints(cls).items() if k in fixed}
+        for key in ("inputs", "outputs"):
+            values[key] = [_tensor_info(t, f"{key}[{i}]") for i, t in enumerate(values[key])]
+        values["layers"] = [LayerInfo(**_typed_fields(l, LayerInfo, f"layers[{i}]"))
+                            for i, l in enumerate(values["layers"])]
+        for k in ("arena_bytes", "weight_bytes", "code_bytes", "macs"):
+            if values[k] is not None and values[k] < 0:
+                raise ManifestError(f"'{k}' is {values[k]}, below 0")
         return cls(**values, sections={k: v for k, v in d.items() if k not in fixed})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
+
+
+class ManifestError(TinycError):
+    """tinyc.json is not what this tinyc wrote: the message names the field."""
+
+
+def _hints(cls) -> dict:
+    import typing
+
+    return {k: v for k, v in typing.get_type_hints(cls).items() if k != "sections"}
+
+
+def _typed(value, hint, where: str):
+    """value checked against a field's type hint (int, float, str, None, list[...], a dataclass)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        for alt in others[:-1]:
+            try:
+                return _typed(value, alt, where)
+            except ManifestError:
+                pass
+        return _typed(value, others[-1], where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ManifestError(f"'{where}' is {type(value).__name__}, not a list")
+        return [_typed(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else value
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, dict) else _typed(value, dict, where)
+    if hint in _KINDS:
+        name, ok = _KINDS[hint]
+        if not ok(value):
+            raise ManifestError(f"'{where}' is {json.dumps(value)[:40]}, not {name}")
+    return value
+
+
+_KINDS = {   # JSON kinds of the manifest's plain fields: (what to call it, test)
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+    dict: ("an object", lambda v: isinstance(v, dict)),
+    list: ("a list", lambda v: isinstance(v, list)),
+}
+
+
+def _typed_fields(d, cls, where: str) -> dict:
+    if not isinstance(d, dict):
+        raise ManifestError(f"'{where}' is {type(d).__name__}, not an object")
+    hints = _hints(cls)
+    missing = set(hints) - set(d)
+    if missing:
+        raise ManifestError(f"'{where}' lacks {', '.join(sorted(missing))}")
+    return {k: _typed(d[k], hints[k], f"{where}.{k}") for k in hints}
+
+
+def _tensor_info(d, where: str) -> TensorInfo:
+    t = TensorInfo(**_typed_fields(d, TensorInfo, where))
+    if t.dtype not in DTYPES:
+        raise ManifestError(f"'{where}.dtype' is '{t.dtype}', not a tensor type ({', '.join(DTYPES)})")
+    itemsize = np.dtype(t.dtype).itemsize
+    if any(n < 0 for n in t.shape):
+        raise ManifestError(f"'{where}.shape' {t.shape} has a negative dimension")
+    if t.bytes != int(np.prod(t.shape, dtype=np.int64)) * itemsize:
+        raise ManifestError(f"'{where}.bytes' is {t.bytes}, but shape {t.shape} of {t.dtype} takes "
+                            f"{int(np.prod(t.shape, dtype=np.int64)) * itemsize}")
+    return t
 
 
 def _json_default(o):
@@ -145,9 +225,18 @@ def load_manifest(outdir: Path) -> Manifest:
     if not path.is_file():
         raise TinycError(f"{outdir} has no {MANIFEST}: run `tinyc convert MODEL -o {outdir}` first")
     try:
-        return Manifest.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise TinycError(f"{path} is not a tinyc manifest ({type(exc).__name__}); convert the model again") from None
+        data = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise TinycError(f"{path} is not a tinyc manifest (not text); convert the model again") from None
+    except ValueError as exc:
+        why = "empty" if not path.read_bytes().strip() else f"not JSON: {exc}"
+        raise TinycError(f"{path} is not a tinyc manifest ({why}); convert the model again") from None
+    except OSError as exc:
+        raise TinycError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return Manifest.from_dict(data)
+    except ManifestError as exc:
+        raise TinycError(f"{path} is damaged or from another tinyc: {exc}; convert the model again") from None
 
 
 def save_manifest(outdir: Path, manifest: Manifest) -> None:
@@ -173,13 +262,25 @@ def update_manifest(outdir: Path, manifest: Manifest | None = None, **fields) ->
 
 # ----------------------------------------------------------------------------- writing a new OUTDIR
 
+def check_outdir(outdir: Path) -> None:
+    """Refuse, before any work, an OUTDIR that cannot be written or is someone else's folder."""
+    outdir = Path(outdir)
+    check_writable_dir(outdir, "-o")
+    if outdir.is_dir() and any(outdir.iterdir()) and not (outdir / MANIFEST).exists():
+        raise TinycError(f"-o {outdir} is a non-empty folder that tinyc did not make; choose another -o or empty it")
+
+
 @contextmanager
 def staging(outdir: Path) -> Iterator[Path]:
     """A temporary folder beside outdir to write a new OUTDIR into; it replaces outdir when
     the block ends without error, and is removed otherwise."""
     outdir = Path(outdir)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    check_outdir(outdir)
+    try:
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.tmp-", dir=outdir.parent))
+    except OSError as exc:
+        raise TinycError(f"cannot write -o {outdir}: {exc.strerror or exc}; choose another -o") from None
     try:
         yield tmp
         _replace_dir(tmp, outdir)

@@ -42,3 +42,36 @@ class Reference:
 
     def run_batch(self, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
         return [self.run(*s) for s in samples]
+
+
+def _run_all(model: str | bytes, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    return Reference(model if isinstance(model, bytes) else Path(model)).run_batch(samples)
+
+
+def abort_hint(model: str | Path | bytes) -> str:
+    """What to tell the user when LiteRT died on `model`: the first op tinyc's own checks
+    refuse (its constants are usually what LiteRT's asserts trip on), else where to look."""
+    from tinyc.frontend.tflite import load_tflite, tflite_to_graph
+    from tinyc.codegen.ops import check_op
+
+    try:
+        graph = tflite_to_graph(model) if isinstance(model, (bytes, bytearray)) else load_tflite(model)
+        for i, op in enumerate(graph.ops):
+            try:
+                check_op(graph, i)
+            except TinycError as exc:
+                return f"op {i} ({op.kind}) is the likely cause: {exc}"
+    except TinycError:
+        pass
+    return "an op's quantized constants are outside what LiteRT's reference kernels accept; " \
+           "`tinyc inspect` on the int8 model lists the ops"
+
+
+def reference_outputs(model: str | Path | bytes, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """The reference's outputs for every sample, computed in a child process (tinyc.isolated):
+    a model LiteRT aborts on becomes a TinycError, not the end of tinyc."""
+    from tinyc.isolated import run_isolated
+
+    src = bytes(model) if isinstance(model, (bytes, bytearray)) else str(model)
+    return run_isolated(_run_all, src, samples, what="running the reference (BUILTIN_REF) on the model",
+                        hint=lambda: abort_hint(src if isinstance(src, bytes) else Path(src)))

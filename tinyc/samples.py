@@ -41,9 +41,17 @@ def load_inputs(path: Path, inputs: list[TensorInfo]) -> list[list[np.ndarray]]:
         raise TinycError(f"the model has {len(inputs)} inputs; --input takes a .npy for single-input models only")
     try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise TinycError(f"cannot read {path} as a .npy file: {exc}") from None
+    except (OSError, ValueError, EOFError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise TinycError(f"cannot read {path} as a .npy file: {why}") from None
+    if not isinstance(arr, np.ndarray):   # an .npz archive
+        names = ", ".join(arr.files[:5]) or "none"
+        arr.close()
+        raise TinycError(f"{path} is a .npz archive (arrays: {names}); --input takes one .npy of "
+                         "[N, *input_shape] samples: save the array with numpy.save")
     t = inputs[0]
+    if arr.size == 0:
+        raise TinycError(f"{path} holds no samples (shape {list(arr.shape)}); give at least one")
     shape, dtype = tuple(t.shape), np.dtype(t.dtype)
     if arr.dtype != dtype:
         raise TinycError(f"{path} holds {arr.dtype} values; the model's input is {dtype}: convert the data "

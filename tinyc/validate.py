@@ -11,16 +11,20 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
+from tinyc import __version__
 from tinyc.boards import Board, load_board
 from tinyc.build import build_and_record, record_stack
+from tinyc.build.firmware import memory_layout
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
 from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
 from tinyc.progress import Progress, report as report_progress
-from tinyc.reference import Reference
-from tinyc.runners import open_session
+from tinyc.paths import check_writable_file
+from tinyc.reference import reference_outputs
+from tinyc.runners import open_session, session_options
 from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, to_record
 
 
@@ -38,7 +42,10 @@ class Summary:
     layer_cycles_sum: list[int] | None = None
     error: str | None = None
     report_path: str | None = None
-    stack_bytes: int | None = None   # the highest stack mark of the inferences (None: not measured)
+    stack_max: int | None = None         # largest stack high-water mark of an inference, bytes
+    stack_reserved: int | None = None    # the stack the board's firmware reserves (board TOML), bytes
+    link: dict | None = None             # the serial link's counts (LinkStats); None: no serial link
+    distinct_outputs: int = 0            # 1 when every sample gave the same output bytes
 
     @property
     def passed(self) -> bool:
@@ -57,9 +64,20 @@ class Summary:
                      cycles_max=int(max(self.cycles)))
         if self.layer_cycles_sum is not None and self.samples:
             d["layer_cycles_mean"] = [c / self.samples for c in self.layer_cycles_sum]
+        if self.stack_max is not None:
+            d.update(stack_bytes_max=self.stack_max, stack_bytes_reserved=self.stack_reserved)
+        if self.link is not None:
+            d["link"] = self.link
+        if self.constant_output:
+            d["constant_output"] = True
         if self.error:
             d["error"] = self.error
         return d
+
+    @property
+    def constant_output(self) -> bool:
+        """Every one of several samples gave the same output: a PASS that proves little."""
+        return self.samples > 1 and self.distinct_outputs == 1
 
 
 def _is_classifier(outputs: list[TensorInfo]) -> bool:
@@ -70,23 +88,36 @@ def _is_classifier(outputs: list[TensorInfo]) -> bool:
 def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
              labels: np.ndarray | None = None, report: Path | None = None,
              progress: Progress | None = None, session_options: dict | None = None,
-             manifest: Manifest | None = None) -> Summary:
+             manifest: Manifest | None = None, run_info: dict | None = None) -> Summary:
+    """Run `samples` on `board` and on the reference; compare every byte.
+
+    With `report`, the JSON Lines file gets a run-marker row first ({"run": {board, model
+    hash, time, tinyc version, samples, **run_info (seed, input)}}), one row per sample as it
+    arrives (with `stack_bytes` when the board measures it), an `error` row if the run
+    breaks, and a final {"link": {...}} row (the serial link's counts; null on host)."""
     outdir = Path(outdir)
     manifest = manifest if manifest is not None else load_manifest(outdir)
     outputs = manifest.outputs
-    ref = Reference(outdir / MODEL_TFLITE)
+    expected_all = reference_outputs(outdir / MODEL_TFLITE, samples)   # in a child: LiteRT may abort
     summary = Summary(max_abs_diff=[0.0] * len(outputs))
+    if board.kind == "mcu":
+        summary.stack_reserved = memory_layout(board)["stack_bytes"]
     classifier = _is_classifier(outputs)
+    seen_outputs: set[bytes] = set()
     report_file = None
     if report is not None:
         report = Path(report)
         report.parent.mkdir(parents=True, exist_ok=True)
         report_file = report.open("a", buffering=1)
         summary.report_path = str(report)
+        report_file.write(json.dumps({"run": {
+            "board": board.name, "model_hash": manifest.model_hash, "time": time.time(),
+            "tinyc": __version__, "samples": len(samples), **(run_info or {})}}) + "\n")
+    session = None
     try:
         with open_session(board, outdir, manifest=manifest, **(session_options or {})) as session:
             for i, sample in enumerate(samples):
-                expected = ref.run(*sample)
+                expected = expected_all[i]
                 result = session.infer(to_record(sample))
                 got = from_record(result.output, outputs)
                 diffs = [float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) if g.size else 0.0
@@ -95,6 +126,9 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
                 summary.samples += 1
                 summary.bit_exact += int(exact)
                 summary.max_abs_diff = [max(a, b) for a, b in zip(summary.max_abs_diff, diffs)]
+                if len(seen_outputs) < 2:
+                    seen_outputs.add(result.output)
+                    summary.distinct_outputs = len(seen_outputs)
                 row = {"index": i, "bit_exact": exact, "max_abs_diff": max(diffs) if diffs else 0.0}
                 if classifier:
                     pred, want = int(np.argmax(got[0])), int(np.argmax(expected[0]))
@@ -106,8 +140,6 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
                         summary.labelled += 1
                         summary.correct += int(pred == int(labels[i]))
                         row["label"] = int(labels[i])
-                if result.stack_bytes is not None:
-                    summary.stack_bytes = max(summary.stack_bytes or 0, int(result.stack_bytes))
                 if result.cycles is not None:
                     summary.cycles.append(int(result.cycles))
                     summary.cycle_unit = result.cycle_unit
@@ -119,6 +151,9 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
                     if summary.layer_cycles_sum is None:
                         summary.layer_cycles_sum = [0] * len(result.layer_cycles)
                     summary.layer_cycles_sum = [a + b for a, b in zip(summary.layer_cycles_sum, result.layer_cycles)]
+                row["stack_bytes"] = result.stack_bytes
+                if result.stack_bytes is not None:
+                    summary.stack_max = max(summary.stack_max or 0, int(result.stack_bytes))
                 if report_file:
                     report_file.write(json.dumps(row) + "\n")
                 report_progress(progress, "validate", i + 1, len(samples))
@@ -128,34 +163,61 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
             report_file.write(json.dumps({"error": str(exc), "after_samples": summary.samples,
                                           "time": time.time()}) + "\n")
     finally:
+        if session is not None:
+            summary.link = getattr(session, "link_stats", None)
         if report_file:
+            report_file.write(json.dumps({"link": summary.link}) + "\n")
             report_file.close()
     return summary
 
 
+def _load_labels(path: Path, n: int) -> np.ndarray:
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TinycError(f"cannot read --labels {path} as a .npy file: {exc}") from None
+    if not isinstance(labels, np.ndarray) or not np.issubdtype(labels.dtype, np.integer):
+        raise TinycError(f"--labels {path} must be a .npy of integer class labels, "
+                         f"not {getattr(labels, 'dtype', 'a .npz archive')}")
+    labels = labels.reshape(-1)
+    if len(labels) != n:
+        raise TinycError(f"--labels has {len(labels)} entries and --input {n} samples; give one label per sample")
+    return labels
+
+
 def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | None, labels_path: Path | None,
                     n_random: int | None, seed: int, report: Path | None, port: str | None,
-                    progress: Progress | None = None) -> tuple[Summary, Board, Manifest]:
-    """`tinyc validate` as one call: samples from --input and/or random ones, a build when
-    missing or stale, then `validate`. Reads tinyc.json once."""
+                    progress: Progress | None = None, *, timeout: float | None = None,
+                    baud: int | None = None) -> tuple[Summary, Board, Manifest]:
+    """`tinyc validate` as one call: samples from --input or random ones, a build when
+    missing or stale, then `validate`. Reads tinyc.json once; every argument is checked
+    before anything is built or run."""
     outdir = Path(outdir)
+    if input_path is not None and n_random is not None:
+        raise TinycError("give either --input FILE or --random N, not both")
+    if n_random is not None and n_random < 1:
+        raise TinycError(f"--random must be at least 1, not {n_random}")
+    if seed < 0:
+        raise TinycError(f"--seed must be 0 or more, not {seed}")
+    if labels_path is not None and input_path is None:
+        raise TinycError("--labels gives the class of each --input sample: give --input too")
+    if report is not None:
+        check_writable_file(report, "--report", make_parents=True)
     manifest = load_manifest(outdir)
     board = load_board(board_name or manifest.board or "host")
-    samples = []
+    options = session_options(board, port=port, baud=baud, timeout=timeout)
     if input_path is not None:
-        samples += load_inputs(input_path, manifest.inputs)
-    if n_random or input_path is None:
+        samples = load_inputs(input_path, manifest.inputs)
+        run_info = {"input": str(input_path)}
+    else:
         graph = load_tflite(outdir / MODEL_TFLITE)
-        samples += random_inputs(manifest.inputs, n_random if n_random is not None else 100, seed=seed,
-                                 float_ranges=float_input_ranges(graph))
-    labels = None
-    if labels_path is not None:
-        labels = np.load(labels_path).reshape(-1)
-        if input_path is None or len(labels) != len(samples) - (n_random or 0):
-            raise TinycError(f"--labels has {len(labels)} entries; give one per --input sample")
+        samples = random_inputs(manifest.inputs, n_random if n_random is not None else 100, seed=seed,
+                                float_ranges=float_input_ranges(graph))
+        run_info = {"seed": seed, "random": len(samples)}
+    labels = _load_labels(labels_path, len(samples)) if labels_path is not None else None
     _, manifest = build_and_record(outdir, board, manifest)
     summary = validate(outdir, board, samples, labels=labels, report=report, progress=progress,
-                       session_options={"port": port} if port else {}, manifest=manifest)
-    if summary.stack_bytes is not None:
-        manifest = record_stack(outdir, board, manifest, summary.stack_bytes)
+                       session_options=options, manifest=manifest, run_info=run_info)
+    if summary.stack_max is not None:
+        manifest = record_stack(outdir, board, manifest, summary.stack_max)
     return summary, board, manifest

@@ -23,10 +23,11 @@ def build(outdir: Path, board: Board, force: bool = False, manifest: Manifest | 
     return build_firmware(outdir, board, force=force, manifest=manifest)
 
 
-def build_and_record(outdir: Path, board: Board, manifest: Manifest | None = None) -> tuple[BuildResult, Manifest]:
-    """Build when missing or stale, and record code and RAM bytes in tinyc.json (the `build`
-    and `ram` sections; the stack measured by an earlier run is kept)."""
-    result = build(outdir, board, manifest=manifest)
+def build_and_record(outdir: Path, board: Board, manifest: Manifest | None = None,
+                     force: bool = False) -> tuple[BuildResult, Manifest]:
+    """Build when missing or stale (always with force), and record code and RAM bytes in
+    tinyc.json (the `build` and `ram` sections; the stack measured by an earlier run is kept)."""
+    result = build(outdir, board, force=force, manifest=manifest)
     manifest = update_manifest(outdir, manifest, code_bytes=result.code_bytes, build={board.name: {
         "code_bytes": result.code_bytes, "weight_bytes_linked": result.weight_bytes, "ram_bytes": result.ram_bytes}})
     ram = ram_summary(manifest, board.name, model_static=result.ram_bytes, code=result.code_bytes,

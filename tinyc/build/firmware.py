@@ -19,7 +19,8 @@ from pathlib import Path
 from tinyc import __version__
 from tinyc.boards import Board
 from tinyc.build.ram import io_buffer_bytes
-from tinyc.build.toolchain import STRICT_CFLAGS, BuildResult, is_stale, model_result, run_tool, section_sizes
+from tinyc.build.toolchain import (STRICT_CFLAGS, BuildResult, fingerprint, forget_build, is_fresh, model_result,
+                                   record_build, run_tool, section_sizes)
 from tinyc.errors import TinycError
 from tinyc.outdir import MODEL_SOURCES, Manifest, binary_path, build_dir, generated_files, load_manifest
 from tinyc.resources import firmware_dir
@@ -179,7 +180,7 @@ def write_generated(bdir: Path, manifest: Manifest, board: Board) -> list[Path]:
     out = []
     for name, text in files.items():
         p = bdir / name
-        if not p.exists() or p.read_text() != text:  # keep mtimes for the staleness check
+        if not p.exists() or p.read_text() != text:  # unchanged files are left alone
             p.write_text(text)
         out.append(p)
     return out
@@ -209,7 +210,10 @@ def build_firmware(outdir: Path, board: Board, force: bool = False, manifest: Ma
             cflags.append("-DTINYC_SEMIHOSTING")
     model_objs = [bdir / (Path(s).stem + ".o") for s in MODEL_SOURCES]
     fw_objs = [bdir / ("fw_" + s.stem + ".o") for s in sources] + [bdir / "tinyc_meta.o"]
-    if force or is_stale(binary, inputs):
+    fp = fingerprint(inputs, [tools["cc"], *cflags, *board.ldflags])
+    fresh = not force and is_fresh(binary, fp) and all(o.is_file() for o in model_objs)
+    if not fresh:
+        forget_build(binary)
         for src, obj in zip(MODEL_SOURCES, model_objs):
             run_tool([tools["cc"], *cflags, "-DTINYC_LAYER_HOOKS", "-c", str(outdir / src), "-o", str(obj)],
                  f"compiling {src} for {board.name}")
@@ -230,7 +234,10 @@ def build_firmware(outdir: Path, board: Board, force: bool = False, manifest: Ma
         binary.with_suffix(".tmp").replace(binary)
         if board.kind == "mcu":
             run_tool([tools["objcopy"], "-O", "binary", str(binary), str(binary.with_suffix(".bin"))], "objcopy")
-    return model_result(binary, model_objs[0], model_objs[1], tools["size"])
+        record_build(binary, fp)
+    result = model_result(binary, model_objs[0], model_objs[1], tools["size"])
+    result.rebuilt = not fresh
+    return result
 
 
 def image_sizes(binary: Path, board: Board) -> dict:

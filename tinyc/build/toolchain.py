@@ -1,8 +1,14 @@
 """The one way tinyc runs a compiler or binutils tool, and what it reads back: section sizes
-and staleness of a build."""
+and freshness of a build.
+
+A build is fresh when the hash of its sources' contents, the compiler and the flags equals
+the one recorded beside the binary when it was made (`BUILD_STAMP`). File dates are not
+trusted: files restored with old dates (tar -x, cp -p, rsync -t) would look older than a
+binary they do not match."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from dataclasses import dataclass
@@ -19,6 +25,7 @@ class BuildResult:
     code_bytes: int        # .text of the model (kernels + layer code), harness excluded
     weight_bytes: int      # constant data of the model (.rodata of weights.c)
     ram_bytes: int | None  # static RAM of the model (.data + .bss: the arena)
+    rebuilt: bool = True   # False: the existing build was up to date
 
 
 def run_tool(cmd: list[str], what: str, cwd: Path | None = None) -> str:
@@ -50,8 +57,41 @@ def model_result(binary: Path, model_obj: Path, weights_obj: Path, size_tool: st
     return BuildResult(binary, code_bytes=text_m, weight_bytes=text_w + data_w, ram_bytes=data_m + bss_m)
 
 
-def is_stale(binary: Path, inputs: list[Path]) -> bool:
-    if not binary.exists():
-        return True
-    t = binary.stat().st_mtime
-    return any(p.exists() and p.stat().st_mtime > t for p in inputs)
+BUILD_STAMP = ".tinyc-build.sha256"   # beside the binary: the fingerprint it was built from
+
+
+def fingerprint(sources: list[Path], command: list[str]) -> str:
+    """sha256 over every source's name and content and the compiler command (flags and
+    defines); a missing source is a TinycError naming it."""
+    h = hashlib.sha256()
+    for p in sources:
+        p = Path(p)
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise TinycError(f"{p} is missing: convert the model again (`tinyc convert MODEL -o {p.parent}`) "
+                             "or reinstall tinyc if it is one of its firmware files") from None
+        except OSError as exc:
+            raise TinycError(f"cannot read {p}: {exc.strerror or exc}") from None
+        h.update(p.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    h.update("\0".join(command).encode())
+    return h.hexdigest()
+
+
+def is_fresh(binary: Path, fp: str) -> bool:
+    """True when `binary` exists and was built from the sources and flags hashed in `fp`."""
+    stamp = Path(binary).with_name(BUILD_STAMP)
+    try:
+        return Path(binary).is_file() and stamp.read_text().strip() == fp
+    except OSError:
+        return False
+
+
+def record_build(binary: Path, fp: str) -> None:
+    """Note that `binary` was just built from `fp` (called after it is complete)."""
+    Path(binary).with_name(BUILD_STAMP).write_text(fp + "\n")
+
+
+def forget_build(binary: Path) -> None:
+    """A build is starting: until it completes, the old binary is not fresh."""
+    Path(binary).with_name(BUILD_STAMP).unlink(missing_ok=True)

@@ -63,10 +63,8 @@ def build_cmd(outdir, board, force):
     against the board before linking."""
     manifest = load_manifest(outdir)
     b = load_board(board or manifest.board or DEFAULT_BOARD)
-    if force:
-        build(outdir, b, force=True, manifest=manifest)
-    result, manifest = build_and_record(outdir, b, manifest)
-    click.echo(f"built {result.binary}")
+    result, manifest = build_and_record(outdir, b, manifest, force=force)
+    click.echo(f"{'built' if result.rebuilt else 'up to date:'} {result.binary}")
     click.echo(f"  model code {result.code_bytes:,} B, weights {result.weight_bytes:,} B, "
                f"model RAM {result.ram_bytes if result.ram_bytes is not None else '?':,} B")
     if b.kind == "mcu":

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from tinyc.boards import DEFAULT_BOARD, load_board
 from tinyc.build import build_and_record
 from tinyc.cli.progress import bar
-from tinyc.cli.text import convert_lines, inspect_lines, plan_lines, report_lines, validate_lines
+from tinyc.cli.text import convert_lines, inspect_lines, link_line, plan_lines, report_lines, validate_lines
 from tinyc.convert import ConvertOptions, convert
 from tinyc.metrics.compression import with_measurements
 from tinyc.metrics.html_report import write_html
@@ -21,7 +20,7 @@ from tinyc.metrics.speed import measure_speed
 from tinyc.outdir import load_manifest
 from tinyc.passes.compress import CompressOptions
 from tinyc.passes.prune import PruneOptions, check_fraction, parse_layer_option
-from tinyc.run import run_samples
+from tinyc.run import run_samples, save_outputs
 from tinyc.validate import validate_outdir
 
 
@@ -29,21 +28,28 @@ def _echo_err(text: str) -> None:
     click.echo(text, err=True)
 
 
+_TIMEOUT = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="S",
+                        help="Seconds one inference may take before the board counts as hung "
+                             "(default: 60 + 1 us per MAC; the serial link adds its wire time).")
+_BAUD = click.option("--baud", type=click.IntRange(min=1), default=None,
+                     help="Baud rate of a real board's serial link (default: the board file's).")
+
+
 @click.command("convert")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--outdir", required=True, type=click.Path(path_type=Path), help="Folder for the generated sources.")
 @click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Target board (see `tinyc boards`).")
-@click.option("--calib", type=click.Path(exists=True, path_type=Path), help="Calibration data for float/Keras models: .npy samples or .npz with x.")
-@click.option("--calib-random", type=int, help="Calibrate with N random samples (smoke tests only: scales are not trustworthy).")
+@click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Calibration data for float/Keras models: .npy samples or .npz with x.")
+@click.option("--calib-random", type=click.IntRange(min=1), help="Calibrate with N random samples (smoke tests only: scales are not trustworthy).")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales instead of per-channel.")
 @click.option("--io", "io_type", type=click.Choice(["int8", "float"]), default="int8", show_default=True, help="I/O type of the generated C.")
 @click.option("--io-in-arena", is_flag=True, help="Put the inputs in the arena (the caller writes them there; their bytes are reused once read).")
-@click.option("--eval", "eval_data", type=click.Path(exists=True, path_type=Path), help=".npz with x and y: accuracy of float, int8 reference and generated C.")
+@click.option("--eval", "eval_data", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=".npz with x and y: accuracy of float, int8 reference and generated C.")
 @click.option("--prune", "prune", type=float, default=None, help="Magnitude-prune this fraction of the weights, globally over the layers (e.g. 0.9).")
 @click.option("--prune-layer", "prune_layer", multiple=True, metavar="NAME=S", help="Prune layer NAME to sparsity S (repeatable; overrides --prune for it).")
 @click.option("--prune-channels", type=float, default=None, help="Remove this fraction of output channels/neurons per layer (smallest L1), shrinking the model.")
 @click.option("--prune-exclude-first-last/--no-prune-exclude-first-last", default=True, show_default=True, help="Leave the first and last weight layers out of --prune.")
-@click.option("--train", "train", type=click.Path(exists=True, path_type=Path), help="Keras models: .npz with x, y to prune gradually while fine-tuning.")
+@click.option("--train", "train", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Keras models: .npz with x, y to prune gradually while fine-tuning.")
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
 @click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
               help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
@@ -129,32 +135,38 @@ def inspect_cmd(model, as_json, show_plan, plot_path):
 @click.command("run")
 @click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--board", default=None, help="Board to run on (default: the one OUTDIR was converted for).")
-@click.option("--input", "input_path", required=True, type=click.Path(exists=True, path_type=Path), help=".npy with [N, *input_shape] samples.")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help=".npy with [N, *input_shape] samples.")
 @click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help=".npy to write [N, *output_shape] to.")
 @click.option("--port", default=None, help="Serial device of a real board.")
-def run_cmd(outdir, board, input_path, output_path, port):
+@_TIMEOUT
+@_BAUD
+def run_cmd(outdir, board, input_path, output_path, port, timeout, baud):
     """Run the model in OUTDIR on a board for every sample in --input."""
-    outputs, stats = run_samples(outdir, board, input_path, port=port, progress=bar)
-    tmp = output_path.with_name(output_path.name + ".tmp.npy")
-    np.save(tmp, outputs)
-    tmp.replace(output_path)
+    outputs, stats = run_samples(outdir, board, input_path, port=port, progress=bar, output_path=output_path,
+                                 timeout=timeout, baud=baud)
+    save_outputs(output_path, outputs)
     click.echo(f"wrote {output_path}: {list(outputs.shape)} {outputs.dtype} from board {stats['board']}"
                + (f"; {stats['unit']} per inference: mean {stats['mean']:,.0f}" if stats.get("mean") else ""))
+    if stats.get("link") and any(stats["link"].values()):
+        click.echo(f"  {link_line(stats['link'])}")
 
 
 @click.command("validate")
 @click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--board", default=None, help="Board to run on (default: the one OUTDIR was converted for).")
-@click.option("--input", "input_path", type=click.Path(exists=True, path_type=Path), help=".npy with [N, *input_shape] samples.")
-@click.option("--labels", type=click.Path(exists=True, path_type=Path), help=".npy of N integer labels, for accuracy.")
-@click.option("--random", "n_random", type=int, default=None, help="Validate on N random inputs (default 100 when no --input).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=".npy with [N, *input_shape] samples.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=".npy of N integer labels, for accuracy.")
+@click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
+              help="Validate on N random inputs (default 100 when no --input).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--report", type=click.Path(path_type=Path), help="JSON Lines file: one object per sample, written as it arrives.")
 @click.option("--port", default=None, help="Serial device of a real board.")
-def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port):
+@_TIMEOUT
+@_BAUD
+def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port, timeout, baud):
     """Run OUTDIR's model on a board and on LiteRT's reference kernels; compare every byte."""
     summary, b, manifest = validate_outdir(outdir, board, input_path, labels, n_random, seed, report, port,
-                                           progress=bar)
+                                           progress=bar, timeout=timeout, baud=baud)
     for line in validate_lines(outdir, b.name, summary, manifest):
         click.echo(line)
     if summary.error:

@@ -58,6 +58,14 @@ def validate_lines(outdir, board_name: str, summary: Summary, manifest: Manifest
         lines.append(f"  per layer ({summary.cycle_unit}, mean):")
         for l, c in zip(manifest.layers, d["layer_cycles_mean"]):
             lines.append(f"    {l.index:>3} {l.op:18s} {c:>12,.0f}  {l.name[:50]}")
+    if summary.stack_max is not None:
+        of = f" of {summary.stack_reserved:,} reserved" if summary.stack_reserved else ""
+        lines.append(f"  stack          {summary.stack_max:,} bytes{of} (largest high-water mark)")
+    if summary.link and any(summary.link.values()):
+        lines.append(f"  {link_line(summary.link)}")
+    if summary.constant_output:
+        lines.append(f"  note           all {summary.samples} samples gave the same output: bit-exact, but it proves "
+                     "little; check the inputs' range and scale, or the model (untrained? saturated?)")
     ram = (manifest.section("ram") or {}).get(board_name)
     if ram:
         lines.extend("  " + l for l in ram_lines(ram))
@@ -80,9 +88,24 @@ def plan_lines(plan: dict) -> list[str]:
     return lines
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def link_line(stats: dict) -> str:
+    """The serial link's counts in one line (tinyc.link LinkStats as a dict)."""
+    return (f"link           {_count(stats.get('retries', 0), 'retry', 'retries')}, "
+            f"{_count(stats.get('resyncs', 0), 'resync')} ({_count(stats.get('crc_errors', 0), 'CRC error')}), "
+            f"{_count(stats.get('stale', 0), 'stale reply', 'stale replies')} dropped, "
+            f"{_count(stats.get('resets', 0), 'board reset')}")
+
+
 def inspect_lines(model, info: dict) -> list[str]:
     """What `tinyc inspect` prints (its table)."""
     lines = [f"{model}: {len(info['ops'])} ops, {info['params']:,} parameters, {info['macs']:,} MACs"]
+    if info.get("float"):
+        lines.append("  float model: support is judged on its op kinds; `tinyc convert MODEL --calib DATA` quantizes "
+                     "it to int8 and checks each op's constants then")
     for t in info["inputs"]:
         lines.append(f"  input  {t['name']}: {t['shape']} {t['dtype']}")
     for t in info["outputs"]:

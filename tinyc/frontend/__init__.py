@@ -22,8 +22,11 @@ def model_format(path) -> str:
     if not p.is_file():
         raise TinycError(f"{p}: no such file")
     if p.suffix.lower() != ".tflite":
-        with p.open("rb") as fh:
-            head = fh.read(8)
+        try:
+            with p.open("rb") as fh:
+                head = fh.read(8)
+        except OSError as exc:
+            raise TinycError(f"cannot read {p}: {exc.strerror or exc}") from None
         if head[4:8] != b"TFL3":
             raise TinycError(f"{p}: unknown model format; tinyc reads .tflite, .keras, .h5 and SavedModel folders")
     return "tflite"

@@ -168,11 +168,26 @@ def load_tflite(path: str | Path) -> Graph:
     return graph
 
 
+def several_subgraphs_error(model, source: str) -> UnsupportedError:
+    """The refusal of a model with control flow, naming the op that calls the other subgraphs
+    (a Keras LSTM/GRU lowers to WHILE; its output tensor's name carries the layer's)."""
+    g = model.subgraphs[0]
+    for i, op in enumerate(g.operators or []):
+        kind = op_name(model, op)
+        if kind in ("WHILE", "IF", "CALL_ONCE", "CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"):
+            out = tensor_name(g.tensors[op.outputs[0]]) if op.outputs is not None and len(op.outputs) else "?"
+            return UnsupportedError(
+                f"{source}: op {i} {kind} ('{out}') runs {len(model.subgraphs) - 1} more subgraphs (control flow, "
+                "e.g. a Keras LSTM or GRU); tinyc compiles single-subgraph models: replace that layer "
+                "(e.g. by Conv1D or Dense layers, or unroll=True)")
+    return UnsupportedError(f"{source} has {len(model.subgraphs)} subgraphs; tinyc compiles "
+                            "single-subgraph models (no control flow): re-export without it")
+
+
 def tflite_to_graph(buf: bytes, source: str = "model") -> Graph:
     model = parse_model(buf, source)
     if len(model.subgraphs) != 1:
-        raise UnsupportedError(f"{source} has {len(model.subgraphs)} subgraphs; tinyc compiles "
-                               "single-subgraph models (no control flow): re-export without it")
+        raise several_subgraphs_error(model, source)
     sg = model.subgraphs[0]
     tensors: list[Tensor] = []
     for i, t in enumerate(sg.tensors or []):

@@ -10,12 +10,13 @@ import numpy as np
 from tinyc.boards import load_board
 from tinyc.build import build
 from tinyc.errors import TinycError
+from tinyc.frontend.tflite import load_tflite
 from tinyc.progress import Progress, report
 from tinyc.quant_math import dequantize_array
 from tinyc.quantize.calibration import load_samples
 from tinyc.quantize.prepare import PreparedModel
 from tinyc.quantize.sqnr import as_input, interpreter
-from tinyc.reference import Reference
+from tinyc.reference import reference_outputs
 from tinyc.runners import open_session
 from tinyc.samples import to_record
 
@@ -39,6 +40,14 @@ def labelled_samples(data_npz, input_shape) -> tuple[np.ndarray, np.ndarray | No
     return x, y, warnings
 
 
+def _detail(graph, t: int) -> dict:
+    """An interpreter-style tensor detail read from the graph (no interpreter in this process)."""
+    tensor = graph.tensors[t]
+    q = tensor.quant
+    return {"shape": tuple(tensor.shape), "dtype": np.dtype(tensor.dtype),
+            "quantization": (float(q.scale[0]), int(q.zero_point[0])) if q is not None else (0.0, 0)}
+
+
 def evaluate(prepared: PreparedModel | None, outdir, data_npz, board: str = "host",
              progress: Progress | None = None) -> dict:
     """Accuracy (with labels `y`) and agreement of the float model, the int8 reference
@@ -52,8 +61,8 @@ def evaluate(prepared: PreparedModel | None, outdir, data_npz, board: str = "hos
     if not model_path.is_file():
         raise TinycError(f"{outdir} has no model.tflite: run tinyc convert first")
     int8_bytes = model_path.read_bytes()
-    ref = Reference(int8_bytes)
-    in_d, out_d = ref.inputs[0], ref.outputs[0]
+    graph = load_tflite(model_path)
+    in_d, out_d = _detail(graph, graph.inputs[0]), _detail(graph, graph.outputs[0])
     in_shape = tuple(int(d) for d in in_d["shape"])
     x, y, warnings = labelled_samples(data_npz, in_shape)
     n = len(x)
@@ -79,12 +88,10 @@ def evaluate(prepared: PreparedModel | None, outdir, data_npz, board: str = "hos
         float_out = np.stack(float_out)
 
     # int8 reference
-    ref_raw, inputs = [], []
-    for k in range(n):
-        inp = as_input(in_d, x[k])
-        inputs.append(inp)
-        ref_raw.append(ref.run(inp)[0])
-        report(progress, "eval int8 reference", k + 1, n)
+    inputs = [as_input(in_d, x[k]) for k in range(n)]
+    report(progress, "eval int8 reference", 0, n)
+    ref_raw = [outs[0] for outs in reference_outputs(int8_bytes, [[i] for i in inputs])]
+    report(progress, "eval int8 reference", n, n)
     ref_out = np.stack([out_float(r) for r in ref_raw])
 
     # generated C on the board

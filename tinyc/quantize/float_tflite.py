@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.frontend.tflite import dtype_name, io_tensors, is_constant, op_name, parse_model, tensor_name
+from tinyc.frontend.tflite import (dtype_name, io_tensors, is_constant, op_name, parse_model,
+                                   several_subgraphs_error, tensor_name)
 from tinyc.quantize.keras import captured_output, quiet_tf_env
 
 EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -55,7 +56,7 @@ def classify(model) -> str:
 
 def check_single_io(model, source: str) -> None:
     if len(model.subgraphs) != 1:
-        raise UnsupportedError(f"{source} has {len(model.subgraphs)} subgraphs; tinyc compiles single-subgraph models")
+        raise several_subgraphs_error(model, source)
     ins, outs = io_tensors(model)
     if len(ins) != 1 or len(outs) != 1:
         raise UnsupportedError(

@@ -23,18 +23,9 @@ from typing import Callable, Iterable
 
 from tinyc.errors import TinycError, UnsupportedError
 
-# Keras layer classes whose converted form tinyc compiles (see tinyc/ir.py for the ops).
-SUPPORTED_LAYERS = {
-    "InputLayer", "Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization", "ReLU",
-    "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
-    "Reshape", "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "Add",
-    "Multiply", "Concatenate", "Softmax", "ZeroPadding2D", "Identity",
-    "Functional", "Sequential", "LeakyReLU", "Subtract",
-}
-# Activation functions (Dense/Conv `activation=` or an Activation layer) that the converter
-# fuses or lowers to an op tinyc has.
-SUPPORTED_ACTIVATIONS = {"linear", "relu", "relu6", "softmax", "sigmoid", "tanh", "leaky_relu",
-                         "hard_swish", "hard_silu"}
+# Which Keras layers tinyc supports is judged on the converted graph (tinyc.codegen's check
+# names the op a layer lowers to), not on class names: Conv1D, SeparableConv2D, Rescaling or
+# swish lower to ops tinyc has. Here only what the converter path itself cannot take is refused.
 
 
 def quiet_tf_env() -> None:
@@ -175,7 +166,8 @@ def _all_layers(model) -> Iterable:
 
 
 def check_keras_model(model) -> None:
-    """Refuse custom or unsupported layers and several inputs/outputs, one clear line each."""
+    """Refuse custom layers and several inputs/outputs, one clear line each. Built-in layers
+    are not judged by class: the converted graph is (the op each one lowers to)."""
     ins, outs = list(model.inputs or []), list(model.outputs or [])
     if len(ins) != 1 or len(outs) != 1:
         raise UnsupportedError(
@@ -183,23 +175,11 @@ def check_keras_model(model) -> None:
             "models with one input and one output for now: split the model or wrap it in one that has one of each")
     for layer in _all_layers(model):
         cls = type(layer)
-        name = cls.__name__
         module = getattr(cls, "__module__", "") or ""
         if not module.startswith("keras"):
             raise UnsupportedError(
-                f"layer '{layer.name}' is a custom layer ({name}); tinyc converts built-in Keras layers only: "
-                "rewrite it with built-in layers")
-        if name not in SUPPORTED_LAYERS:
-            raise UnsupportedError(
-                f"layer '{layer.name}' ({name}) is not supported by tinyc; supported layers: "
-                f"{', '.join(sorted(SUPPORTED_LAYERS - {'Functional', 'Sequential', 'InputLayer'}))}")
-        act = getattr(layer, "activation", None)
-        if act is not None and name != "Softmax":
-            act_name = getattr(act, "__name__", str(act))
-            if act_name not in SUPPORTED_ACTIVATIONS:
-                raise UnsupportedError(
-                    f"layer '{layer.name}' ({name}) uses activation '{act_name}', which tinyc does not support; "
-                    f"supported activations: {', '.join(sorted(SUPPORTED_ACTIVATIONS))}")
+                f"layer '{layer.name}' is a custom layer ({cls.__name__}); tinyc converts built-in Keras layers "
+                "only: rewrite it with built-in layers")
 
 
 def input_shape(model) -> tuple[int, ...]:

@@ -15,6 +15,7 @@ calibration and the report so that the CLI can show progress.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from tinyc.errors import TinycError
 from tinyc.frontend import model_format
 from tinyc.frontend.tflite import load_tflite, parse_model
 from tinyc.ir import first_float_op
-from tinyc.progress import Progress
+from tinyc.isolated import run_isolated
+from tinyc.reference import abort_hint
+from tinyc.progress import Progress, report as report_progress
 from tinyc.quantize import float_tflite as ft
 from tinyc.quantize import keras as kf
 from tinyc.quantize.calibration import check_samples, load_samples, random_samples
@@ -93,8 +96,13 @@ def prepare_int8(path, *, calib=None, calib_random=None, per_tensor: bool = Fals
 
 
 def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_tensor: bool = False,
-                   io: str = "int8", progress: Progress | None = None) -> PreparedModel:
-    """A float model (`fmt` from tinyc.frontend.model_format) -> full-int8 .tflite + report."""
+                   io: str = "int8", progress: Progress | None = None,
+                   check: Callable[[bytes], None] | None = None) -> PreparedModel:
+    """A float model (`fmt` from tinyc.frontend.model_format) -> full-int8 .tflite + report.
+
+    `check(int8_bytes)` runs before any LiteRT interpreter sees the int8 model (tinyc.convert
+    passes its support check: a model tinyc refuses is refused in one line, not by an abort
+    inside LiteRT); the report's interpreters then run in a child process (tinyc.isolated)."""
     path = Path(path)
     if io not in ("int8", "float"):
         raise TinycError(f"--io must be 'int8' or 'float', not '{io}'")
@@ -145,11 +153,17 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
     else:
         int8_bytes = ft.quantize_float_tflite(float_bytes, rep, per_tensor=per_tensor, io=io)
     ft.check_full_int8(int8_bytes, f"{path.name} after quantization")
+    if check is not None:
+        check(int8_bytes)
 
     fm = FloatModel(float_bytes, in_shape, str(path), kind, samples)
     # 4. per-layer report on (part of) the calibration data
-    report = layer_report(float_bytes, int8_bytes, samples, max_samples=REPORT_SAMPLES,
-                          trustworthy=trustworthy, progress=progress)
+    n_report = min(len(samples), REPORT_SAMPLES)
+    report_progress(progress, "report", 0, n_report)
+    report = run_isolated(layer_report, float_bytes, int8_bytes, samples, max_samples=REPORT_SAMPLES,
+                          trustworthy=trustworthy, what="building the per-layer quantization report",
+                          hint=lambda: abort_hint(int8_bytes))
+    report_progress(progress, "report", n_report, n_report)
     report.update({"source": str(path), "source_kind": kind, "calibration_samples": int(len(samples)),
                    "calibration": "random" if calib_random else "data", "per_channel": not per_tensor, "io": io})
     return PreparedModel(int8_bytes, fm, report, warnings)

@@ -29,6 +29,27 @@ _MODULES = {
 }
 
 
+SERIAL_RUNNERS = ("openocd", "st-flash", "pyocd", "serial")   # real boards on a serial device
+
+
+def session_options(board: Board, *, port: str | None = None, baud: int | None = None,
+                    timeout: float | None = None) -> dict:
+    """--port, --baud and --timeout as `open_session` options; refuses the ones `board`
+    cannot use instead of ignoring them."""
+    real = board.runner in SERIAL_RUNNERS or (board.kind == "linux" and port)
+    if port and not (board.runner in SERIAL_RUNNERS or board.kind == "linux"):
+        raise TinycError(f"--port selects a real board's serial device; {board.name} runs here as "
+                         f"{'a local process' if board.runner == 'host' else 'an emulator with its own serial link'}: "
+                         "drop --port (or choose a real board, `tinyc boards`)")
+    if baud is not None and not real:
+        raise TinycError(f"--baud sets the speed of a real board's serial link; {board.name} "
+                         f"{'takes no serial link here' if not port else 'is not on one'}: drop --baud "
+                         "(or give --port of a real board)")
+    if timeout is not None and not timeout > 0:
+        raise TinycError(f"--timeout must be a positive number of seconds, not {timeout:g}")
+    return {k: v for k, v in (("port", port), ("baud", baud), ("timeout", timeout)) if v is not None}
+
+
 def open_session(board: Board, outdir: Path, **options) -> Session:
     """Start `board` running the build in outdir (built already) and return a session."""
     module_name = _MODULES.get(board.runner)
@@ -43,4 +64,4 @@ def open_session(board: Board, outdir: Path, **options) -> Session:
     return module.open_session(board, Path(outdir), **options)
 
 
-__all__ = ["open_session", "InferResult", "Session"]
+__all__ = ["open_session", "session_options", "InferResult", "Session"]

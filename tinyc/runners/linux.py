@@ -19,7 +19,7 @@ from tinyc.errors import TinycError
 from tinyc.runners import serial_board
 from tinyc.runners.process import PtyProcess, built_binary, pty_session
 from tinyc.outdir import Manifest, load_manifest
-from tinyc.runners.serial_board import DEFAULT_TIMEOUT
+from tinyc.runners.session import default_timeout
 
 PTY_LINE = re.compile(r"tinyc: serial on (/dev/pts/\d+)")
 
@@ -48,11 +48,11 @@ class ServerProcess(PtyProcess):
         return f"{' '.join(self.cmd[:2])} did not start within {start_timeout:g} s: {self.words()}"
 
     def exit_error(self, code: int) -> str:
-        return (f"the board program ({self.cmd[0]}, pid {self.pid}) exited with code {code} "
+        return (f"the board program ({self.cmd[0]}, pid {self.pid}) {self.ended(code)} "
                 f"mid-run: {self.words()}")
 
 
-def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float | None = None,
                  model_hash: str | None = None, io=None, handshake_timeout: float = 20.0, link_wrapper=None,
                  manifest: Manifest | None = None, **kw):
     """With `port`: a Pi already running the server on that serial device. Without: start
@@ -62,6 +62,7 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
         return serial_board.open_session(board, outdir, port=port, timeout=timeout, model_hash=model_hash,
                                          handshake_timeout=handshake_timeout, **kw)
     manifest = manifest if manifest is not None else load_manifest(outdir)
+    timeout = timeout if timeout is not None else default_timeout(manifest)
     server = ServerProcess(server_command(board, built_binary(board, outdir)))
     where = "natively" if runs_natively(board) else "under qemu-user"
     session = pty_session(

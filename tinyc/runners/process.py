@@ -44,7 +44,8 @@ class PtyProcess:
     def __init__(self, cmd: list[str], *, stdout, stderr, start_timeout: float = 20.0,
                  max_seconds: float | None = None):
         self.cmd = cmd
-        self.lines: deque[str] = deque(maxlen=50)
+        self.lines: deque[str] = deque(maxlen=50)      # every output line
+        self.later: deque[str] = deque(maxlen=50)      # the lines after the pty announcement
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                      start_new_session=True)
         self.pid = self.proc.pid
@@ -72,6 +73,8 @@ class PtyProcess:
         for raw in iter(out.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip()
             self.lines.append(line)
+            if self._pty is not None:
+                self.later.append(line)
             m = self.pty_line.search(line)
             if m and self._pty is None:
                 self._pty = m.group(1)
@@ -84,9 +87,21 @@ class PtyProcess:
         return self._pty
 
     def words(self, last: int | None = None, skip_blank: bool = False) -> str:
-        """The program's output lines other than the pty announcement, '; '-joined."""
-        words = [l for l in self.lines if (l or not skip_blank) and not self.pty_line.search(l)]
+        """The program's output lines, '; '-joined: once it is running, only those after the
+        pty announcement (start-up warnings say nothing about why a run ended)."""
+        lines = self.later if self._pty is not None else self.lines
+        words = [l for l in lines if (l or not skip_blank) and not self.pty_line.search(l)]
         return "; ".join(words if last is None else words[-last:]) or "no output"
+
+    @staticmethod
+    def ended(code: int) -> str:
+        """'exited with code N' or 'was killed by SIGKILL'."""
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with code {code}"
 
     def check_alive(self) -> None:
         code = self.proc.poll()

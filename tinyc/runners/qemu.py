@@ -17,9 +17,10 @@ from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.runners.process import PtyProcess, built_binary, pty_session
 from tinyc.outdir import Manifest, load_manifest
-from tinyc.runners.serial_board import DEFAULT_TIMEOUT
+from tinyc.runners.session import default_timeout
 
 PTY_LINE = re.compile(r"char device redirected to (/dev/pts/\d+)")
+QEMU_WARNING = re.compile(r"^qemu-system-\w+: warning: ")
 MAX_SECONDS = 6 * 3600.0   # wall-clock limit of one emulator run
 
 
@@ -45,17 +46,20 @@ class QemuProcess(PtyProcess):
                          max_seconds=max_seconds)
 
     def last_words(self) -> str:
-        return self.words(last=3, skip_blank=True)
+        """QEMU's last lines, without its start-up warnings (e.g. 'nic lan9118.0 has no peer')."""
+        said = [w for w in self.words(skip_blank=True).split("; ") if not QEMU_WARNING.match(w)]
+        return "; ".join(said[-3:]) or "no output"
 
     def start_error(self, start_timeout: float) -> str:
         return f"{self.cmd[0]} did not start within {start_timeout:g} s: {self.last_words()}"
 
     def exit_error(self, code: int) -> str:
-        return (f"the emulator ({self.cmd[0]} -M {self.cmd[2]}, pid {self.pid}) exited with code "
-                f"{code} mid-run: {self.last_words()}")
+        said = ("(a signal from outside: another process or the out-of-memory killer)" if code < 0
+                else self.last_words())
+        return f"the emulator ({self.cmd[0]} -M {self.cmd[2]}, pid {self.pid}) {self.ended(code)} mid-run: {said}"
 
 
-def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float | None = None,
                  model_hash: str | None = None, io=None, handshake_timeout: float = 20.0,
                  max_seconds: float = MAX_SECONDS, link_wrapper=None, manifest: Manifest | None = None, **_):
     """Start QEMU on the board's firmware and handshake over its pty.
@@ -65,6 +69,7 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     """
     outdir = Path(outdir)
     manifest = manifest if manifest is not None else load_manifest(outdir)
+    timeout = timeout if timeout is not None else default_timeout(manifest)
     elf = built_binary(board, outdir)
     qemu = QemuProcess(qemu_command(board, elf), max_seconds=max_seconds)
     session = pty_session(

@@ -15,9 +15,9 @@ from tinyc.errors import TinycError
 from tinyc.link import Link, LinkTimeout
 from tinyc.outdir import load_manifest
 from tinyc.progress import Progress
-from tinyc.runners.session import InferResult, infer_each
+from tinyc.runners.session import BASE_TIMEOUT, InferResult, default_timeout, infer_each
 
-DEFAULT_TIMEOUT = 60.0      # compute allowance of the first inference (and the ceiling for later ones), s
+DEFAULT_TIMEOUT = BASE_TIMEOUT  # compute allowance of the first inference (and the ceiling for later ones), s
 MIN_TIMEOUT = 1.0           # later inferences allow at least this long for compute before a retry
 
 
@@ -118,11 +118,12 @@ class BoardSession:
                 self.on_close()
 
 
-def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout: float | None = None,
                  model_hash: str | None = None, io=None, baud: int | None = None, handshake_timeout: float = 10.0,
                  **_):
     """A real board already flashed with this model's firmware, on `port`."""
     manifest = load_manifest(outdir)
+    timeout = timeout if timeout is not None else default_timeout(manifest)
     serial_cfg = board.raw.get("serial", {})
     port = port or serial_cfg.get("port")
     if not port:

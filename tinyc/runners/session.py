@@ -34,6 +34,17 @@ class Session(Protocol):
     def __exit__(self, *exc) -> None: ...
 
 
+BASE_TIMEOUT = 60.0          # seconds an inference may compute when nothing better is known...
+SECONDS_PER_MAC = 1e-6       # ...plus this per MAC: a slow emulated core still finishes well inside
+
+
+def default_timeout(manifest=None) -> float:
+    """The compute allowance of one inference: scaled to the model's work (its MACs). The
+    serial link adds each request's wire time at its baud rate on top (tinyc.link)."""
+    macs = int(getattr(manifest, "macs", 0) or 0)
+    return BASE_TIMEOUT + SECONDS_PER_MAC * macs
+
+
 def infer_each(session: Session, records: list[bytes], progress: Progress | None = None,
                stage: str = "infer") -> list[InferResult]:
     """infer_many for runners that send one record at a time."""
