@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyc.outdir import LayerInfo, Manifest, TensorInfo, save_manifest
+from tinyc.outdir import MODEL_HEADERS, LayerInfo, Manifest, TensorInfo, save_manifest
 
 MODEL_H = """#ifndef TINYC_MODEL_H
 #define TINYC_MODEL_H
@@ -36,7 +36,7 @@ def write_fake_model(out: Path, model_c: str, *, model_hash: str, num_layers: in
     (out / "model.h").write_text(MODEL_H.format(model_hash=model_hash, num_layers=num_layers))
     (out / "model.c").write_text(model_c)
     (out / "weights.c").write_text("/* no constants */\ntypedef int tinyc_no_weights;\n")
-    for header in ("weights.h", "tinyc_kernels.h", "tinyc_fixedpoint.h"):   # a build needs every source
+    for header in MODEL_HEADERS[1:]:   # a build needs every source (model.h is written above)
         (out / header).write_text("/* not used by the stand-in model */\n")
     io = {"name": "x", "shape": [1, 4], "dtype": "int8", "bytes": 4, "scale": 1.0, "zero_point": 0}
     save_manifest(out, Manifest(
