@@ -80,6 +80,7 @@ class ConstArray:
     ctype: str
     values: np.ndarray
     comment: str = ""
+    align: int = 0   # bytes; 0: the C type's own (word loads of packed weights need 4)
 
     @property
     def nbytes(self) -> int:
@@ -143,14 +144,15 @@ class LoweringContext:
     def symbol(self, op_index: int, role: str) -> str:
         return layer_symbol(op_index, self.graph.ops[op_index].kind, role)
 
-    def const(self, op_index: int, role: str, values, ctype: str, what: str) -> str:
-        """Emit a constant array of layer op_index into weights.c; returns its C name."""
+    def const(self, op_index: int, role: str, values, ctype: str, what: str, align: int = 0) -> str:
+        """Emit a constant array of layer op_index into weights.c (aligned to `align` bytes
+        when given); returns its C name."""
         arr = np.asarray(values).reshape(-1).copy()
         name = self.symbol(op_index, role) if op_index >= 0 else f"tinyc_{role}"
         if name in self.consts:
             raise TinycError(f"internal: two constants named {name}")
         head = f"layer {op_index} {self.graph.ops[op_index].kind}: " if op_index >= 0 else ""
-        self.consts[name] = ConstArray(name, ctype, arr, f"{head}{what}, [{arr.size}] {ctype}")
+        self.consts[name] = ConstArray(name, ctype, arr, f"{head}{what}, [{arr.size}] {ctype}", align)
         return name
 
     def add_params(self, op_index: int, ctype: str, fields: dict, role: str = "params") -> str:
@@ -259,14 +261,25 @@ class OpContext:
     def symbol(self, role: str) -> str:
         return self._ctx.symbol(self.op_index, role)
 
-    def const(self, role: str, values, ctype: str, what: str) -> str:
-        return self._ctx.const(self.op_index, role, values, ctype, what)
+    def const(self, role: str, values, ctype: str, what: str, align: int = 0) -> str:
+        return self._ctx.const(self.op_index, role, values, ctype, what, align)
 
     def params(self, ctype: str, fields: dict, role: str = "params") -> str:
         return self._ctx.add_params(self.op_index, ctype, fields, role)
 
     def ptr(self, t: int, role: str | None = None) -> str:
         return self._ctx.ptr(t, self.op_index, role)
+
+    def specialised_call(self, kernel: str, params: str, input_t: int, output_t: int, scratch: str) -> str:
+        """The layer as its own `static TINYC_NOINLINE` function in model.c that calls the
+        always-inline `kernel(params, input, output, scratch)`: the kernel is compiled for this
+        layer's constants, in a register frame of its own. Returns the call for the layer body."""
+        name = self.symbol("layer")
+        x, y = self.graph.tensors[input_t], self.graph.tensors[output_t]
+        self._ctx.params.setdefault(self.op_index, []).append(
+            f"static TINYC_NOINLINE void {name}(const {c_type(x.dtype)} *input, {c_type(y.dtype)} *output)\n"
+            f"{{\n    {kernel}({params}, input, output, {scratch});\n}}")
+        return f"{name}({self.ptr(input_t)}, {self.ptr(output_t)});"
 
     def scratch(self, nbytes: int) -> str:
         return self._ctx.scratch(self.op_index, nbytes)
