@@ -18,12 +18,18 @@ class Target:
     isa: str = "generic"                 # "armv7e-m", "armv8.1-m.main", "armv8-a", "x86-64", ...
     features: tuple[str, ...] = ()       # "dsp", "mve", "neon", ...
     optimize: str = "balanced"           # one of OPTIMIZE_LEVELS
+    flash_bytes: int = 0                 # the board's flash for code and constants (0: no limit)
 
     def has(self, feature: str) -> bool:
         return feature in self.features
 
     def to_dict(self) -> dict:
         return {"isa": self.isa, "features": list(self.features), "optimize": self.optimize}
+
+    def int16_weights_fit(self, int8_weight_bytes: int) -> bool:
+        """--optimize speed widens weights to int16 only where the board's flash takes them:
+        twice the int8 weights plus 64 KB for code and the rest."""
+        return self.flash_bytes == 0 or 2 * int8_weight_bytes + 65536 <= self.flash_bytes
 
 
 def target_from_board(board_raw: dict, optimize: str = "balanced") -> Target:
@@ -34,4 +40,4 @@ def target_from_board(board_raw: dict, optimize: str = "balanced") -> Target:
         raise TinycError(f"unknown optimize level '{optimize}'; use one of {', '.join(OPTIMIZE_LEVELS)}")
     t = board_raw.get("target", {})
     return Target(isa=str(t.get("isa", "generic")), features=tuple(str(f) for f in t.get("features", ())),
-                  optimize=optimize)
+                  optimize=optimize, flash_bytes=int(board_raw.get("flash_bytes", 0)))

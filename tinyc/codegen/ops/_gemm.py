@@ -11,10 +11,17 @@ RQ_MODES = {gemm_layout.RQ_DOUBLE_SIGNED: "TINYC_RQ_DOUBLE_SIGNED", gemm_layout.
             gemm_layout.RQ_SINGLE: "TINYC_RQ_SINGLE"}
 
 
-def gemm_filter(ctx, w2: np.ndarray, depth4: int, wide: bool) -> tuple[str | None, str | None, str]:
+def wide_weights(ctx) -> bool:
+    """int16 weights: under --optimize speed, when the board's flash holds the model's weights
+    widened (all of them: the decision is the model's, not the layer's)."""
+    int8_bytes = sum(t.nbytes for t in ctx.graph.tensors if t.is_const and t.dtype == "int8")
+    return ctx.target.optimize == "speed" and ctx.target.int16_weights_fit(int8_bytes)
+
+
+def gemm_filter(ctx, w2: np.ndarray, depth4: int) -> tuple[str | None, str | None, str]:
     """The [O][K] filter pair-interleaved into weights.c: (int8 name, int16 name, note); int16
     (pre-widened, --optimize speed) costs one more byte per padded weight."""
-    if wide:
+    if wide_weights(ctx):
         v = gemm_layout.pair_interleave_int16(w2, depth4)
         name = ctx.const("filter", v, "int16_t", "weights widened to int16, channel pairs interleaved by 4 "
                                                  "(order w0 w2 w1 w3)", align=8)

@@ -293,7 +293,7 @@ def _lower_conv_2d_gemm(graph, op, ctx, g: dict) -> Lowered | None:
     if rq is None:
         return None
     depth4 = gemm_layout.ceil_to(w2.shape[1], 4)
-    filt, filt16, what = gemm_filter(ctx, w2, depth4, wide=ctx.target.optimize == "speed")
+    filt, filt16, what = gemm_filter(ctx, w2, depth4)
     fields = {"dims": _dims_fields(g, "filter_ch", g["in_ch"]),
               "op": _op_fields(g, -x.quant.zp, y.quant.zp, act_min, act_max),
               "quant": folded_quant(ctx, rq), "depth4": depth4, "filter": filt, "filter16": filt16}

@@ -76,7 +76,7 @@ def _lower_fully_connected_gemm(graph, op, ctx, fields: dict, mult, shift) -> Lo
     if rq is None:
         return None
     depth4 = gemm_layout.ceil_to(dims["accum_depth"], 4)
-    filt, filt16, what = gemm_filter(ctx, w2, depth4, wide=ctx.target.optimize == "speed")
+    filt, filt16, what = gemm_filter(ctx, w2, depth4)
     fields = {"dims": dims, "op": o, "quant": folded_quant(ctx, rq), "depth4": depth4,
               "filter": filt, "filter16": filt16}
     params = ctx.params("tinyc_fully_connected_gemm_params_s8", fields)
