@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup apt venv test test-models demo bench bench-arena bench-compression clean
+.PHONY: setup apt venv test test-models demo bench bench-arena bench-compression bench-speed clean
 
 setup: apt $(STAMP)
 
@@ -45,6 +45,11 @@ bench-arena: setup
 
 bench-compression: setup
 	$(PY) bench/deep_compression.py
+
+# instructions per inference on the emulated Cortex-M boards vs TFLM + CMSIS-NN, host latency vs
+# LiteRT: bench/results/speed.md and .json (~30 min on 2 cores; not part of `make test`)
+bench-speed: setup
+	$(PY) bench/speed.py
 
 bench: bench-arena bench-compression
 

@@ -16,6 +16,7 @@ from tinyc.errors import TinycError
 from tinyc.build.firmware import build_firmware, image_sizes
 from tinyc.frontend.tflite import load_tflite
 from tinyc.convert import convert
+from tinyc.outdir import load_manifest
 
 FIRMWARE_BOARDS = ["mps2-an386", "mps2-an500", "mps3-an547", "netduinoplus2", "nucleo-f446re", "rpi4"]
 
@@ -110,7 +111,8 @@ def test_too_large_for_flash_is_refused_before_building(ad01):
 
 def test_too_large_after_compiling_is_refused_before_linking(ad01):
     # weights alone fit, weights + code + firmware do not: the object-size check says so
-    weights = _constant_bytes(ad01 / "model.tflite")
+    # (the generated constants: re-laid-out weights and requantization records)
+    weights = load_manifest(ad01).weight_bytes
     small = dataclasses.replace(load_board("mps2-an386"), name="almost-m4", flash_bytes=weights + 1024)
     with pytest.raises(TinycError) as exc:
         build_firmware(ad01, small)

@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinyc.codegen import check_supported, generate
+from tinyc.codegen import Target, check_supported, generate
 from tinyc.ir import Graph, Op, QuantParams, Tensor
 from tinyc.codegen.ops import spec_for
 
@@ -67,9 +67,34 @@ def tiny_graph() -> Graph:
 
 @pytest.fixture(scope="module")
 def outdir(tmp_path_factory):
+    """The shared kernels (--optimize size)."""
     out = tmp_path_factory.mktemp("naming")
+    generate(tiny_graph(), out, b"tiny model bytes", target=Target(optimize="size"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fast_outdir(tmp_path_factory):
+    """The specialised kernels (--optimize balanced, the default)."""
+    out = tmp_path_factory.mktemp("naming_fast")
     generate(tiny_graph(), out, b"tiny model bytes")
     return out
+
+
+def test_specialised_layers_are_named_by_layer_and_role(fast_outdir):
+    weights = (fast_outdir / "weights.c").read_text()
+    names = re.findall(r"^const \w+ (\w+)\[\d+\]", weights, re.M)
+    expected = {rule(i, kind, r) for i, kind in ((0, "CONV_2D"), (1, "DEPTHWISE_CONV_2D"), (3, "FULLY_CONNECTED"))
+                for r in ("filter", "requant")}
+    assert sorted(names) == sorted(expected)
+    model = (fast_outdir / "model.c").read_text()
+    functions = re.findall(r"^static TINYC_NOINLINE void (\w+)\(", model, re.M)
+    assert functions == [rule(0, "CONV_2D", "layer"), rule(1, "DEPTHWISE_CONV_2D", "layer"),
+                         rule(3, "FULLY_CONNECTED", "layer")]
+    body = model[model.index("int tinyc_invoke("):]
+    calls = re.findall(r"^\s+(tinyc_\w+)\((.*)\);$", body, re.M)
+    assert [fn for fn, _ in calls] == functions + ["tinyc_softmax_s8"]
+    assert all(len(args.split(",")) <= 4 for _, args in calls)
 
 
 def test_constants_are_named_by_layer_and_role(outdir):
@@ -110,10 +135,11 @@ def test_no_numbered_or_tensor_index_names_nor_paths(outdir):
     assert "#include <math.h>" not in text  # no float path in this model
 
 
-def test_generated_c_compiles_strictly(outdir, tmp_path):
-    for src in ("model.c", "weights.c"):
-        subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c", str(outdir / src),
-                        "-o", str(tmp_path / (src + ".o"))], check=True)
+def test_generated_c_compiles_strictly(outdir, fast_outdir, tmp_path):
+    for d in (outdir, fast_outdir):
+        for src in ("model.c", "weights.c"):
+            subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-c", str(d / src),
+                            "-o", str(tmp_path / (src + ".o"))], check=True)
 
 
 def test_check_supported_does_not_lower(monkeypatch):

@@ -33,5 +33,8 @@ def test_fc_without_bias_bit_exact(mlperf_dir, tmp_path):
     graph = load_tflite(mlperf_dir / "ad01_int8.tflite")
     for op in graph.ops[::2]:
         op.inputs = op.inputs[:2] + [-1]
-    manifest = assert_bit_exact(graph_to_tflite(graph), tmp_path, n_random=60)
+    model = graph_to_tflite(graph)
+    manifest = assert_bit_exact(model, tmp_path / "balanced", n_random=60)
+    assert "tinyc_fully_connected_gemm_s8" in (manifest["outdir"] / "model.c").read_text()  # bias folded
+    manifest = assert_bit_exact(model, tmp_path / "size", n_random=60, optimize="size")
     assert ".bias = NULL" in (manifest["outdir"] / "model.c").read_text()  # a NULL bias is passed

@@ -43,9 +43,9 @@ def describe_outputs(tflite: bytes) -> str:
     return "\n".join(lines)
 
 
-def bit_exact(tflite: bytes, tmp_path, n_random: int = 100, board: str = "host") -> dict:
+def bit_exact(tflite: bytes, tmp_path, n_random: int = 100, board: str = "host", optimize: str = "balanced") -> dict:
     try:
-        return assert_bit_exact(tflite, tmp_path, n_random=n_random, board=board)
+        return assert_bit_exact(tflite, tmp_path, n_random=n_random, board=board, optimize=optimize)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nthe outputs are:\n{describe_outputs(tflite)}") from None
 
@@ -194,8 +194,11 @@ def test_deep_and_chained_bit_exact(deep_tflite, tmp_path):
 
 
 def test_valid_only_bit_exact(valid_only_tflite, tmp_path):
-    manifest = bit_exact(valid_only_tflite, tmp_path)
-    # no scratch: every intermediate byte of the arena is a tensor (4x4x6 and 2x2x6)
+    manifest = bit_exact(valid_only_tflite, tmp_path / "balanced")
+    # balanced: the specialised kernels' im2col / row-plane scratch
+    assert "tinyc_conv_2d_gemm_s8" in (manifest["outdir"] / "model.c").read_text()
+    manifest = bit_exact(valid_only_tflite, tmp_path / "size", optimize="size")
+    # size, shared kernels: no scratch, every intermediate byte of the arena is a tensor (4x4x6 and 2x2x6)
     assert manifest["arena_bytes"] <= 4 * 4 * 6 + 2 * 2 * 6 + 16
 
 
@@ -258,12 +261,13 @@ def test_batch_of_two_bit_exact(deep_tflite, edge_tflite, tmp_path):
 
 
 def test_reference_formula_path_bit_exact(conv_tflite, depthwise_tflite, tmp_path, monkeypatch):
-    """The kernels' fallback (no folded input offset, as when it would overflow int32)."""
+    """The shared kernels' fallback (no folded input offset, as when it would overflow int32);
+    the shared kernels run under --optimize size and where the specialised ones do not apply."""
     import tinyc.codegen.ops.conv as conv
 
     monkeypatch.setattr(conv, "_acc_init", lambda *args, **kwargs: None)
     for name, tfl in (("conv", conv_tflite), ("dw", depthwise_tflite)):
-        manifest = bit_exact(tfl, tmp_path / name)
+        manifest = bit_exact(tfl, tmp_path / name, optimize="size")
         assert "acc_init" not in (manifest["outdir"] / "weights.c").read_text()
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tinyc import __version__
 from tinyc.boards import load_board
-from tinyc.codegen import check_supported, generate
+from tinyc.codegen import OPTIMIZE_LEVELS, check_supported, generate, target_from_board
 from tinyc.codegen.planner import buffer_rows
 from tinyc.errors import TinycError
 from tinyc.frontend import model_format
@@ -40,6 +40,7 @@ from tinyc.quantize.prepare import PreparedModel, quantize_float
 @dataclass
 class ConvertOptions:
     board: str = "host"
+    optimize: str = "balanced"        # "balanced" | "speed" | "size": layouts the kernels get (codegen.target)
     calib: object = None              # .npy / .npz path, or an array of float samples
     calib_random: int | None = None   # N random calibration samples (smoke tests only)
     per_tensor: bool = False          # per-tensor weight scales instead of per-channel
@@ -64,7 +65,7 @@ def convert(model, outdir, options: ConvertOptions | None = None,
             progress: Progress | None = None) -> ConvertResult:
     """Compile a model file (.tflite, .keras, .h5 or SavedModel folder) into OUTDIR."""
     o = options or ConvertOptions()
-    load_board(o.board)  # an unknown board fails before any work
+    target_from_board(load_board(o.board).raw, o.optimize)  # an unknown board or level fails before any work
     model, outdir = Path(model), Path(outdir)
     check_outdir(outdir)
     if o.rewind and o.train is None:
@@ -132,10 +133,11 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
 
 def _compress_and_write(graph: Graph, outdir: Path, o: ConvertOptions, sections: dict) -> ConvertResult:
     if not o.compress.active:
-        return convert_graph(graph, outdir, o.board, sections, io_in_arena=o.io_in_arena)
+        return convert_graph(graph, outdir, o.board, sections, io_in_arena=o.io_in_arena,
+                             optimize=o.optimize)
     compressed, _, report = compress(graph, o.compress)
     result = convert_graph(compressed, outdir, o.board, sections, compression=(graph, report),
-                           io_in_arena=o.io_in_arena)
+                           io_in_arena=o.io_in_arena, optimize=o.optimize)
     result.notes += compression_notes(o.compress, report)
     return result
 
@@ -173,8 +175,11 @@ def first_io_dtype(graph: Graph) -> str:
 
 
 def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dict | None = None,
-                  compression: tuple[Graph, dict] | None = None, io_in_arena: bool = False) -> ConvertResult:
+                  compression: tuple[Graph, dict] | None = None, io_in_arena: bool = False,
+                  optimize: str = "balanced") -> ConvertResult:
     """Write OUTDIR for an int8 graph (checked already): C sources, model.tflite, tinyc.json.
+    The C is laid out for the board's [target] at the `optimize` level (recorded in the
+    manifest's `target` section).
 
     compression: (the graph before compression, the compress report), measured against the
     generated C into the manifest's `compression` section. io_in_arena: the inputs live in
@@ -185,7 +190,8 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
     graph = tflite_to_graph(tflite_bytes, source=str(Path(outdir) / MODEL_TFLITE))
     graph.meta = meta
     with staging(outdir) as tmp:
-        gen = generate(graph, tmp, tflite_bytes, board, io_in_arena=io_in_arena)
+        target = target_from_board(load_board(board).raw, optimize)
+        gen = generate(graph, tmp, tflite_bytes, board, io_in_arena=io_in_arena, target=target)
         (tmp / MODEL_TFLITE).write_bytes(tflite_bytes)
         manifest = Manifest(
             tinyc_version=__version__, board=board, model_hash=gen.model_hash, source=graph.meta.get("source"),
@@ -194,7 +200,7 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
             arena_order=gen.plan.order, weight_bytes=gen.weight_bytes, code_bytes=None,
             macs=int(sum(l.macs for l in gen.layers)),
             layers=[LayerInfo(l.index, l.name, l.kind, int(l.macs)) for l in gen.layers],
-            sections=dict(sections or {}))
+            sections={"target": target.to_dict(), **(sections or {})})
         manifest.sections["memory_plan"] = buffer_rows(graph, gen.plan)
         manifest.sections["memory"] = memory_summary(graph, gen.plan)
         if compression is not None:

@@ -28,6 +28,16 @@
 #endif
 
 /*
+ * A layer's own function around an always-inline kernel: the kernel is specialised for the
+ * layer's constants and keeps its own register frame (the assembly loops need 14 registers).
+ */
+#if defined(__GNUC__)
+#define TINYC_NOINLINE __attribute__((noinline))
+#else
+#define TINYC_NOINLINE
+#endif
+
+/*
  * x * 2^n with int32 wrap-around (as the reference's int32 multiply `x * (1 << n)`). The
  * count is taken mod 32, as x86 does for that `1 << n` when a rescale of 2^30 or more makes
  * n 31 or more (checked against LiteRT 2.3 on every int8 input).

@@ -77,6 +77,15 @@ typedef struct {
 #define TINYC_WEIGHTS_HUFFMAN 2
 #define TINYC_WEIGHTS_SPARSE_HUFFMAN 3
 
+/*
+ * Folded requantization of the specialised kernels: per output channel the record
+ * {acc_init, multiplier, khi, e} (records[4 * o ...]), and how it rounds (TINYC_RQ_*).
+ */
+typedef struct {
+    const int32_t *records;
+    int32_t mode;
+} tinyc_folded_quant_params;
+
 /* ---------------------------------------------------------- CONV_2D, DEPTHWISE_CONV_2D */
 
 typedef struct {
@@ -117,6 +126,25 @@ typedef struct {
     const int32_t *acc_init;                 /* [output_ch] or NULL */
 } tinyc_depthwise_conv_2d_params_s8;
 
+/* Specialised CONV_2D (im2col + GEMM): weights pair-interleaved, depth padded to depth4. */
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_folded_quant_params quant;
+    int32_t depth4;                          /* filter_h * filter_w * input_ch, rounded up to 4 */
+    const int8_t *filter;                    /* int8 weights, or NULL */
+    const int16_t *filter16;                 /* int16 weights (--optimize speed), or NULL */
+} tinyc_conv_2d_gemm_params_s8;
+
+/* Specialised DEPTHWISE_CONV_2D (channel planes); the filter as in the model. */
+typedef struct {
+    tinyc_depthwise_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_folded_quant_params quant;
+    int32_t plane_w;                         /* int16 per channel-plane row: even */
+    const int8_t *filter;                    /* [1][filter_h][filter_w][output_ch] */
+} tinyc_depthwise_conv_2d_planar_params_s8;
+
 /* Encoded weights: scratch starts with lut_bytes of Huffman lookup tables. */
 typedef struct {
     tinyc_conv_dims dims;
@@ -154,6 +182,16 @@ typedef struct {
     const int8_t *filter;                    /* [output_depth][accum_depth] */
     const int32_t *bias;                     /* [output_depth] or NULL */
 } tinyc_fully_connected_params_s8;
+
+/* Specialised FULLY_CONNECTED: weights pair-interleaved, depth padded to depth4. */
+typedef struct {
+    tinyc_fc_dims dims;
+    tinyc_fc_op_params op;
+    tinyc_folded_quant_params quant;
+    int32_t depth4;                          /* accum_depth rounded up to 4 */
+    const int8_t *filter;                    /* int8 weights, or NULL */
+    const int16_t *filter16;                 /* int16 weights (--optimize speed), or NULL */
+} tinyc_fully_connected_gemm_params_s8;
 
 /* Sparse and Huffman kernels; their weights are symmetric (filter_offset 0). */
 typedef struct {

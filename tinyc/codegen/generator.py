@@ -20,6 +20,7 @@ from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir import DTYPES, Graph, Tensor, c_type
 from tinyc.codegen.ops import Lowered, check_op, spec_for
 from tinyc.codegen.planner import Plan, alias_roots, plan_memory
+from tinyc.codegen.target import Target
 from tinyc.resources import templates_dir
 
 
@@ -79,6 +80,7 @@ class ConstArray:
     ctype: str
     values: np.ndarray
     comment: str = ""
+    align: int = 0   # bytes; 0: the C type's own (word loads of packed weights need 4)
 
     @property
     def nbytes(self) -> int:
@@ -128,6 +130,7 @@ class LoweringContext:
     structs (model.c), scratch requests (planned after lowering). Lowering runs once; arena
     tensors and scratch buffers are referred to by macros whose offsets the plan fixes later."""
     graph: Graph
+    target: Target = field(default_factory=Target)
     plan: Plan | None = None
     consts: dict[str, ConstArray] = field(default_factory=dict)
     tensor_consts: dict[int, str] = field(default_factory=dict)
@@ -142,14 +145,15 @@ class LoweringContext:
     def symbol(self, op_index: int, role: str) -> str:
         return layer_symbol(op_index, self.graph.ops[op_index].kind, role)
 
-    def const(self, op_index: int, role: str, values, ctype: str, what: str) -> str:
-        """Emit a constant array of layer op_index into weights.c; returns its C name."""
+    def const(self, op_index: int, role: str, values, ctype: str, what: str, align: int = 0) -> str:
+        """Emit a constant array of layer op_index into weights.c (aligned to `align` bytes
+        when given); returns its C name."""
         arr = np.asarray(values).reshape(-1).copy()
         name = self.symbol(op_index, role) if op_index >= 0 else f"tinyc_{role}"
         if name in self.consts:
             raise TinycError(f"internal: two constants named {name}")
         head = f"layer {op_index} {self.graph.ops[op_index].kind}: " if op_index >= 0 else ""
-        self.consts[name] = ConstArray(name, ctype, arr, f"{head}{what}, [{arr.size}] {ctype}")
+        self.consts[name] = ConstArray(name, ctype, arr, f"{head}{what}, [{arr.size}] {ctype}", align)
         return name
 
     def add_params(self, op_index: int, ctype: str, fields: dict, role: str = "params") -> str:
@@ -226,12 +230,14 @@ def _attr_text(attrs: dict) -> str:
     return ", ".join(parts)
 
 
-def lower_graph(graph: Graph, *, check: bool = True, io_in_arena: bool = False) -> tuple[list[Lowered], LoweringContext]:
-    """Lower every op once, then plan the arena (tensors, the scratch the ops asked for, and
-    the outputs the ops' in-place contracts let overlap their inputs)."""
+def lower_graph(graph: Graph, *, check: bool = True, target: Target | None = None,
+                io_in_arena: bool = False) -> tuple[list[Lowered], LoweringContext]:
+    """Lower every op once for `target` (default: portable, balanced), then plan the arena
+    (tensors, the scratch the ops asked for, and the outputs the ops' in-place contracts let
+    overlap their inputs)."""
     if check:
         check_supported(graph)
-    ctx = LoweringContext(graph, io_in_arena=io_in_arena)
+    ctx = LoweringContext(graph, target or Target(), io_in_arena=io_in_arena)
     lowered = []
     for i, op in enumerate(graph.ops):
         try:
@@ -253,12 +259,13 @@ class OpContext:
         self._ctx = ctx
         self.op_index = op_index
         self.graph = ctx.graph
+        self.target = ctx.target
 
     def symbol(self, role: str) -> str:
         return self._ctx.symbol(self.op_index, role)
 
-    def const(self, role: str, values, ctype: str, what: str) -> str:
-        return self._ctx.const(self.op_index, role, values, ctype, what)
+    def const(self, role: str, values, ctype: str, what: str, align: int = 0) -> str:
+        return self._ctx.const(self.op_index, role, values, ctype, what, align)
 
     def params(self, ctype: str, fields: dict, role: str = "params") -> str:
         return self._ctx.add_params(self.op_index, ctype, fields, role)
@@ -266,16 +273,28 @@ class OpContext:
     def ptr(self, t: int, role: str | None = None) -> str:
         return self._ctx.ptr(t, self.op_index, role)
 
+    def specialised_call(self, kernel: str, params: str, input_t: int, output_t: int, scratch: str) -> str:
+        """The layer as its own `static TINYC_NOINLINE` function in model.c that calls the
+        always-inline `kernel(params, input, output, scratch)`: the kernel is compiled for this
+        layer's constants, in a register frame of its own. Returns the call for the layer body."""
+        name = self.symbol("layer")
+        x, y = self.graph.tensors[input_t], self.graph.tensors[output_t]
+        self._ctx.params.setdefault(self.op_index, []).append(
+            f"static TINYC_NOINLINE void {name}(const {c_type(x.dtype)} *input, {c_type(y.dtype)} *output)\n"
+            f"{{\n    {kernel}({params}, input, output, {scratch});\n}}")
+        return f"{name}({self.ptr(input_t)}, {self.ptr(output_t)});"
+
     def scratch(self, nbytes: int) -> str:
         return self._ctx.scratch(self.op_index, nbytes)
 
 
 def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = "host", *,
-             check: bool = True, io_in_arena: bool = False) -> Generated:
-    """Write the C sources for `graph` into outdir; return what the manifest needs.
-    check=False skips check_supported when the caller has just run it; io_in_arena puts the
-    inputs in the arena (tinyc_input_buffer(k) says where the caller may write them)."""
-    lowered, ctx = lower_graph(graph, check=check, io_in_arena=io_in_arena)
+             check: bool = True, target: Target | None = None, io_in_arena: bool = False) -> Generated:
+    """Write the C sources for `graph` into outdir, laid out for `target`; return what the
+    manifest needs. check=False skips check_supported when the caller has just run it;
+    io_in_arena puts the inputs in the arena (tinyc_input_buffer(k) says where the caller may
+    write them)."""
+    lowered, ctx = lower_graph(graph, check=check, target=target, io_in_arena=io_in_arena)
     plan = ctx.plan
     layers = []
     for i, (op, low) in enumerate(zip(graph.ops, lowered)):
@@ -405,4 +424,4 @@ def check_supported(graph: Graph) -> None:
         check_op(graph, i)
 
 
-__all__ = ["generate", "lower_graph", "check_supported", "layer_symbol", "format_array"]
+__all__ = ["generate", "lower_graph", "check_supported", "layer_symbol", "format_array", "Target"]

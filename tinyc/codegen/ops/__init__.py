@@ -35,6 +35,9 @@ Contract (every module in this package follows it):
                               "filter", "bias", ...; default input<k>)
     ctx.scratch(nbytes)       C expression (int8_t *) of this layer's scratch buffer, planned
                               in the arena after lowering (NULL for 0 bytes)
+    ctx.target                the codegen.target.Target (board ISA, features, --optimize
+                              level): a lowering may choose a data layout from it; the kernel
+                              keeps a portable C path for every other target
 - `Lowered.macs` is the multiply-accumulate count for the report.
 - `Lowered.inplace` (an `InPlace(input, min_gap)` or None): the op's output may overlap its
   input number `input` when the output starts at least `min_gap` bytes before that input

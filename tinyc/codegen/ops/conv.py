@@ -32,7 +32,9 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
+from tinyc.codegen import gemm_layout
 from tinyc.codegen.ops import InPlace, Lowered, checker, register
+from tinyc.codegen.ops._gemm import folded_quant, gemm_filter
 from tinyc.codegen.ops._common import label as _label, raster_min_gap
 from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
 from tinyc.quant_math import activation_range_s8, conv_output_multipliers
@@ -241,6 +243,10 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
     g = _geometry(graph, op, "CONV_2D", filter_h, filter_w, out_ch)
     groups = g["in_ch"] // filter_in_ch
     input_offset = -x.quant.zp
+    if groups == 1 and weight_encoding(graph, op) is None:
+        fast = _lower_conv_2d_gemm(graph, op, ctx, g)
+        if fast is not None:
+            return fast
     quant, act_min, act_max = _quant_fields(graph, op, ctx, out_ch)
     fields = {"dims": _dims_fields(g, "filter_ch", filter_in_ch),
               "op": _op_fields(g, input_offset, y.quant.zp, act_min, act_max), "quant": quant}
@@ -262,6 +268,54 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
     call = f"tinyc_conv_2d_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, {window});"
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w * filter_in_ch
     return Lowered(call=call, macs=macs, notes=notes, inplace=_raster_inplace(g))
+
+
+def _specialisable(ctx, g: dict) -> bool:
+    """The specialised conv kernels take batch 1, no dilation, and are not used under
+    --optimize size (which keeps the shared kernels: the smallest code)."""
+    return (ctx.target.optimize != "size" and g["batches"] == 1
+            and g["dilation_h"] == 1 and g["dilation_w"] == 1)
+
+
+def _folded_requant(graph, op, w2: np.ndarray, pad_to: int | None = None):
+    """gemm_layout.requant_records for a conv / depthwise layer ([O][K] weights), or None."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    mult, shift, act_min, act_max = _requant_consts(graph, op, w2.shape[0])
+    bias = graph.tensors[op.inputs[2]].data if _has_bias(op) else None
+    rq = gemm_layout.requant_records(w2, bias, -x.quant.zp, mult, shift, y.quant.zp, act_min, act_max,
+                                     single=False, pad_to=pad_to)
+    return rq, act_min, act_max
+
+
+def _lower_conv_2d_gemm(graph, op, ctx, g: dict) -> Lowered | None:
+    """CONV_2D as im2col + GEMM (conv_2d_gemm): pair-interleaved weights, folded requantization,
+    in a function of its own; None where it does not apply (the general kernel then runs)."""
+    x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
+    if not _specialisable(ctx, g):
+        return None
+    out_ch = g["out_ch"]
+    w2 = w.data.astype(np.int64).reshape(out_ch, -1)
+    rq, act_min, act_max = _folded_requant(graph, op, w2, pad_to=out_ch + out_ch % 2)
+    if rq is None:
+        return None
+    depth4 = gemm_layout.ceil_to(w2.shape[1], 4)
+    filt, filt16, what = gemm_filter(ctx, w2, depth4)
+    fields = {"dims": _dims_fields(g, "filter_ch", g["in_ch"]),
+              "op": _op_fields(g, -x.quant.zp, y.quant.zp, act_min, act_max),
+              "quant": folded_quant(ctx, rq), "depth4": depth4, "filter": filt, "filter16": filt16}
+    params = ctx.params("tinyc_conv_2d_gemm_params_s8", fields)
+    scratch = ctx.scratch(2 * 2 * depth4 + depth4)
+    call = ctx.specialised_call("tinyc_conv_2d_gemm_s8", params, op.inputs[0], op.outputs[0], scratch)
+    notes = [layer_note(g, act_min, act_max),
+             f"specialised: im2col + GEMM, 2 channels x 2 pixels per pass, {what}"
+             + (f", {rq.dead} dead channels folded to constants" if rq.dead else "")]
+    inplace = None
+    if g["filter_h"] == g["filter_w"] == 1 and g["stride_h"] == g["stride_w"] == 1:
+        # pixels p, p+1 are written after both were read: the output may start
+        # P * (Cout - Cin) bytes before the input (P pixels), 0 when Cout <= Cin
+        inplace = InPlace(0, max(0, g["out_h"] * g["out_w"] * (out_ch - g["in_ch"])))
+    macs = g["out_h"] * g["out_w"] * out_ch * w2.shape[1]
+    return Lowered(call=call, macs=macs, notes=notes, kernels=["common/gemm_s8", "conv_2d_gemm"], inplace=inplace)
 
 
 def _lower_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict, notes: list[str]) -> Lowered:
@@ -306,6 +360,10 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
     g = _geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)
     depth_multiplier = out_ch // g["in_ch"]
     input_offset = -x.quant.zp
+    if depth_multiplier == 1 and weight_encoding(graph, op) is None:
+        fast = _lower_depthwise_planar(graph, op, ctx, g)
+        if fast is not None:
+            return fast
     quant, act_min, act_max = _quant_fields(graph, op, ctx, out_ch)
     fields = {"dims": _dims_fields(g, "depth_multiplier", depth_multiplier),
               "op": _op_fields(g, input_offset, y.quant.zp, act_min, act_max), "quant": quant}
@@ -323,6 +381,64 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
     call = f"tinyc_depthwise_conv_2d_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     macs = g["batches"] * g["out_h"] * g["out_w"] * out_ch * filter_h * filter_w
     return Lowered(call=call, macs=macs, notes=notes, inplace=_raster_inplace(g))
+
+
+def _depthwise_planar_shape(g: dict) -> str | None:
+    """Which planar kernel a depthwise layer takes: "planar" (3x3, stride 1 or 2), "column"
+    (k x 1 on a width-1 image, stride 1, enough output rows to pay for the transposition), or None."""
+    if (g["filter_h"], g["filter_w"]) == (3, 3) and g["stride_h"] == g["stride_w"] in (1, 2):
+        return "planar"
+    if (g["filter_w"] == 1 and g["in_w"] == 1 and g["out_w"] == 1 and g["stride_h"] == 1
+            and g["out_h"] >= 4):
+        return "column"
+    return None
+
+
+def _planar_min_gap(g: dict) -> int:
+    """In-place gap of the 3x3 planar kernel: output row oy is written once input rows up to
+    oy * stride - pad + 2 are in the ring, so it must end before the first unread input row."""
+    row_in, row_out = g["in_w"] * g["in_ch"], g["out_w"] * g["out_ch"]
+    gap = 0
+    for oy in range(g["out_h"]):
+        read = min(g["in_h"], max(0, oy * g["stride_h"] - g["pad_h"] + 3))
+        gap = max(gap, (oy + 1) * row_out - read * row_in)
+    return gap
+
+
+def _lower_depthwise_planar(graph, op, ctx, g: dict) -> Lowered | None:
+    """DEPTHWISE_CONV_2D on int16 channel planes (depthwise_conv_2d_planar), folded
+    requantization, in a function of its own; None where it does not apply."""
+    x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]])
+    shape = _depthwise_planar_shape(g)
+    if not _specialisable(ctx, g) or shape is None:
+        return None
+    c = g["out_ch"]
+    w2 = w.data.astype(np.int64).reshape(-1, c).T
+    rq, act_min, act_max = _folded_requant(graph, op, w2)
+    if rq is None:
+        return None
+    if shape == "planar":
+        plane = gemm_layout.ceil_to(max((g["out_w"] - 1) * g["stride_w"] + 4, g["pad_w"] + g["in_w"]), 2)
+        scratch_bytes = 4 * 6 * c + 2 * 3 * c * plane
+        kernel, inplace = "tinyc_depthwise_conv_2d_planar_s8", InPlace(0, _planar_min_gap(g))
+        how = f"3x3 on int16 channel planes (ring of 3 rows of {plane}), 2 outputs per step"
+    else:
+        taps = (g["filter_h"] + 1) // 2
+        plane = gemm_layout.ceil_to(max(g["out_h"] + 2 * taps, g["pad_h"] + g["in_h"]), 2)
+        scratch_bytes = 4 * taps * c + 2 * c * plane
+        kernel, inplace = "tinyc_depthwise_conv_2d_column_s8", InPlace(0, 0)   # reads all input first
+        how = f"{g['filter_h']}x1 along int16 channel planes of {plane}, taps in pairs"
+    fields = {"dims": _dims_fields(g, "depth_multiplier", 1),
+              "op": _op_fields(g, -x.quant.zp, y.quant.zp, act_min, act_max),
+              "quant": folded_quant(ctx, rq), "plane_w": plane,
+              "filter": ctx.ptr(op.inputs[1], "filter")}
+    params = ctx.params("tinyc_depthwise_conv_2d_planar_params_s8", fields)
+    call = ctx.specialised_call(kernel, params, op.inputs[0], op.outputs[0], ctx.scratch(scratch_bytes))
+    notes = [layer_note(g, act_min, act_max), f"specialised: {how}"
+             + (f", {rq.dead} dead channels folded to constants" if rq.dead else "")]
+    macs = g["out_h"] * g["out_w"] * c * g["filter_h"] * g["filter_w"]
+    return Lowered(call=call, macs=macs, notes=notes, inplace=inplace,
+                   kernels=["common/gemm_s8", "depthwise_conv_2d_planar"])
 
 
 def _lower_depthwise_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict,

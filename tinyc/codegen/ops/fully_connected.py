@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import UnsupportedError
+from tinyc.codegen import gemm_layout
 from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops._gemm import folded_quant, gemm_filter
 from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
 from tinyc.quant_math import activation_range_s8, conv_output_multipliers
 
@@ -39,11 +41,16 @@ def lower_fully_connected(graph, op, ctx) -> Lowered:
         "dims": {"batches": batches, "accum_depth": accum_depth, "output_depth": output_depth},
         "op": {"input_offset": -x.quant.zp, "filter_offset": -int(w.quant.zero_point[0]),
                "output_offset": y.quant.zp, "act_min": act_min, "act_max": act_max},
-        "quant": {"multiplier": ctx.const("multiplier", mult, "int32_t", f"{which} requantization multipliers (Q31)"),
-                  "shift": ctx.const("shift", shift, "int32_t", f"{which} requantization shifts"),
-                  "per_channel": int(per_channel)},
     }
     enc = weight_encoding(graph, op)
+    if enc is None:
+        fast = _lower_fully_connected_gemm(graph, op, ctx, fields, mult, shift)
+        if fast is not None:
+            return fast
+    fields["quant"] = {
+        "multiplier": ctx.const("multiplier", mult, "int32_t", f"{which} requantization multipliers (Q31)"),
+        "shift": ctx.const("shift", shift, "int32_t", f"{which} requantization shifts"),
+        "per_channel": int(per_channel)}
     if enc is not None:
         return _lower_fully_connected_encoded(graph, op, ctx, enc, fields)
     fields["filter"] = ctx.ptr(op.inputs[1], "filter")
@@ -51,6 +58,33 @@ def lower_fully_connected(graph, op, ctx) -> Lowered:
     params = ctx.params("tinyc_fully_connected_params_s8", fields)
     call = f"tinyc_fully_connected_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
     return Lowered(call=call, macs=batches * accum_depth * output_depth)
+
+
+def _lower_fully_connected_gemm(graph, op, ctx, fields: dict, mult, shift) -> Lowered | None:
+    """The specialised kernel (fully_connected_gemm): pair-interleaved weights, the input offset
+    in acc_init, folded single-rounding records; None where it does not apply (--optimize
+    size, asymmetric weights, or a layer where the folded requantization is not exact)."""
+    x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    dims, o = fields["dims"], fields["op"]
+    if ctx.target.optimize == "size" or o["filter_offset"] != 0:
+        return None
+    w2 = w.data.astype(np.int64).reshape(dims["output_depth"], dims["accum_depth"])
+    bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+    rq = gemm_layout.requant_records(w2, bias, o["input_offset"], mult, shift, o["output_offset"],
+                                     o["act_min"], o["act_max"], single=True,
+                                     pad_to=dims["output_depth"] + dims["output_depth"] % 2)
+    if rq is None:
+        return None
+    depth4 = gemm_layout.ceil_to(dims["accum_depth"], 4)
+    filt, filt16, what = gemm_filter(ctx, w2, depth4)
+    fields = {"dims": dims, "op": o, "quant": folded_quant(ctx, rq), "depth4": depth4,
+              "filter": filt, "filter16": filt16}
+    params = ctx.params("tinyc_fully_connected_gemm_params_s8", fields)
+    scratch = ctx.scratch(2 * 2 * depth4)
+    call = ctx.specialised_call("tinyc_fully_connected_gemm_s8", params, op.inputs[0], op.outputs[0], scratch)
+    notes = [f"specialised: input offset folded into acc_init, channel pairs x 2 rows per pass, {what}"]
+    return Lowered(call=call, macs=dims["batches"] * dims["accum_depth"] * dims["output_depth"], notes=notes,
+                   kernels=["common/gemm_s8", "fully_connected_gemm"])
 
 
 def _lower_fully_connected_encoded(graph, op, ctx, enc: dict, fields: dict) -> Lowered:

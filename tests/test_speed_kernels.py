@@ -1,0 +1,44 @@
+"""The specialised kernels at every --optimize level, on the host and the emulated Cortex-M
+boards: bit-exact with LiteRT BUILTIN_REF. (The default level, balanced, also runs through the
+rest of the suite: op tests, random models, compressed weights, MLPerf on host and mps2-an386.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import MLPERF_INT8_MODELS
+from helpers import assert_bit_exact
+from tinyc.boards import load_board
+from tinyc.build import build
+from tinyc.convert import ConvertOptions, convert
+from tinyc.outdir import load_manifest
+from tinyc.samples import random_inputs
+from tinyc.validate import validate
+
+BOARD_MODELS = ["ad01_int8", "kws_ref_model", "str_ww_ref_model", "pretrainedResnet_quant", "vww_96_int8"]
+
+
+@pytest.mark.parametrize("optimize", ["speed", "size"])
+@pytest.mark.parametrize("model", MLPERF_INT8_MODELS)
+def test_mlperf_levels_generated_for_the_m4_bit_exact_on_host(model, optimize, mlperf_dir, tmp_path):
+    """An OUTDIR laid out for mps2-an386 runs bit-exact on the host (portable C path)."""
+    m = assert_bit_exact(mlperf_dir / f"{model}.tflite", tmp_path, n_random=20, optimize=optimize,
+                         generate_for="mps2-an386")
+    model_c = (m["outdir"] / "model.c").read_text()
+    assert ("TINYC_NOINLINE" in model_c) == (optimize != "size")
+
+
+@pytest.mark.parametrize("board_name,optimize", [
+    ("mps2-an386", "speed"), ("mps2-an500", "balanced"), ("mps2-an500", "speed"),
+    ("mps3-an547", "balanced"), ("mps3-an547", "speed"),
+])
+@pytest.mark.parametrize("model", BOARD_MODELS)
+def test_mlperf_levels_bit_exact_on_cortex_m(model, board_name, optimize, mlperf_dir, tmp_path):
+    board = load_board(board_name)
+    out = tmp_path / "out"
+    convert(mlperf_dir / f"{model}.tflite", out, ConvertOptions(board=board_name, optimize=optimize))
+    build(out, board)
+    samples = random_inputs(load_manifest(out).inputs, 1, seed=3)
+    s = validate(out, board, samples)
+    assert s.error is None, s.error
+    assert s.samples == 1 and s.bit_exact == 1, s.as_dict()
