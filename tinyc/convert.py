@@ -30,6 +30,7 @@ from tinyc.metrics.accuracy import evaluate
 from tinyc.metrics.compression import compression_summary
 from tinyc.outdir import MODEL_TFLITE, LayerInfo, Manifest, TensorInfo, save_manifest, staging, update_manifest
 from tinyc.passes.compress import CompressOptions, compress
+from tinyc.passes.normalise import normalise_for_reference
 from tinyc.progress import Progress
 from tinyc.quantize.finetune import prune_keras_file
 from tinyc.quantize.prepare import PreparedModel, quantize_float
@@ -93,8 +94,9 @@ def _convert_int8(graph: Graph, model: Path, outdir: Path, o: ConvertOptions) ->
         raise TinycError(f"--train needs a Keras model to fine-tune; {model} is an int8 .tflite: "
                          "drop --train to prune its int8 weights directly")
     check_supported(graph)
+    graph, normalised = normalise_for_reference(graph)
     result = _compress_and_write(graph, outdir, o, {})
-    result.notes = notes
+    result.notes = notes + normalised
     return result
 
 

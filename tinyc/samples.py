@@ -11,12 +11,14 @@ from tinyc.errors import TinycError
 from tinyc.outdir import TensorInfo
 
 
-def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges: list[tuple[float, float]] | None = None) -> list[list[np.ndarray]]:
+def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges: list[tuple[float, float]] | None = None,
+                  fixed: dict[int, np.ndarray] | None = None) -> list[list[np.ndarray]]:
     """n samples; each a list with one array per model input (full shape, batch included).
 
     Integer inputs are uniform over the whole dtype range. Float inputs are uniform over the
     range their quantization covers (`float_ranges`, e.g. the next QUANTIZE's), widened by
-    10% so that clamping is exercised too; [-1, 1] when nothing is known.
+    10% so that clamping is exercised too; [-1, 1] when nothing is known. Inputs in `fixed`
+    (input index -> value; see shape_inputs) take that value in every sample.
     """
     rng = np.random.default_rng(seed)
     samples = []
@@ -24,7 +26,9 @@ def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges:
         sample = []
         for k, t in enumerate(inputs):
             shape, dtype = tuple(t.shape), np.dtype(t.dtype)
-            if np.issubdtype(dtype, np.integer):
+            if fixed and k in fixed:
+                sample.append(np.asarray(fixed[k], dtype=dtype).reshape(shape))
+            elif np.issubdtype(dtype, np.integer):
                 info = np.iinfo(dtype)
                 sample.append(rng.integers(int(info.min), int(info.max) + 1, size=shape, dtype=dtype))
             else:
@@ -86,3 +90,14 @@ def float_input_ranges(graph) -> list[tuple[float, float] | None]:
                 break
         ranges.append(r)
     return ranges
+
+
+def shape_inputs(graph) -> dict[int, np.ndarray]:
+    """Graph inputs that are a TRANSPOSE_CONV's output_shape: the model declares that shape
+    statically (the output tensor's), which is the only value it runs with. Input index ->
+    that shape, for samples."""
+    fixed = {}
+    for op in graph.ops:
+        if op.kind == "TRANSPOSE_CONV" and op.inputs and op.inputs[0] in graph.inputs:
+            fixed[graph.inputs.index(op.inputs[0])] = np.array(graph.tensors[op.outputs[0]].shape, dtype=np.int32)
+    return fixed

@@ -19,9 +19,9 @@ from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
 from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
 from tinyc.progress import Progress, report as report_progress
-from tinyc.reference import Reference
+from tinyc.reference import REFERENCE_NAMES, ReferenceProcess
 from tinyc.runners import open_session
-from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, to_record
+from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, shape_inputs, to_record
 
 
 @dataclass
@@ -38,6 +38,8 @@ class Summary:
     layer_cycles_sum: list[int] | None = None
     error: str | None = None
     report_path: str | None = None
+    reference: str = REFERENCE_NAMES["litert"]   # which interpreter gave the expected outputs
+    reference_note: str | None = None            # why it is not LiteRT BUILTIN_REF
 
     @property
     def passed(self) -> bool:
@@ -50,7 +52,10 @@ class Summary:
             "top1_agreement": (self.top1_agree / self.top1_total) if self.top1_total else None,
             "accuracy": (self.correct / self.labelled) if self.labelled else None,
             "cycle_unit": self.cycle_unit or None,
+            "reference": self.reference,
         }
+        if self.reference_note:
+            d["reference_note"] = self.reference_note
         if self.cycles:
             d.update(cycles_mean=float(np.mean(self.cycles)), cycles_min=int(min(self.cycles)),
                      cycles_max=int(max(self.cycles)))
@@ -73,8 +78,9 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
     outdir = Path(outdir)
     manifest = manifest if manifest is not None else load_manifest(outdir)
     outputs = manifest.outputs
-    ref = Reference(outdir / MODEL_TFLITE)
-    summary = Summary(max_abs_diff=[0.0] * len(outputs))
+    # In a child process: LiteRT can abort on a model; TFLM answers where LiteRT cannot.
+    ref = ReferenceProcess(outdir / MODEL_TFLITE, probe=samples[0] if samples else None)
+    summary = Summary(max_abs_diff=[0.0] * len(outputs), reference=ref.name, reference_note=ref.fallback_reason)
     classifier = _is_classifier(outputs)
     report_file = None
     if report is not None:
@@ -125,6 +131,7 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
             report_file.write(json.dumps({"error": str(exc), "after_samples": summary.samples,
                                           "time": time.time()}) + "\n")
     finally:
+        ref.close()
         if report_file:
             report_file.close()
     return summary
@@ -144,7 +151,7 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
     if n_random or input_path is None:
         graph = load_tflite(outdir / MODEL_TFLITE)
         samples += random_inputs(manifest.inputs, n_random if n_random is not None else 100, seed=seed,
-                                 float_ranges=float_input_ranges(graph))
+                                 float_ranges=float_input_ranges(graph), fixed=shape_inputs(graph))
     labels = None
     if labels_path is not None:
         labels = np.load(labels_path).reshape(-1)

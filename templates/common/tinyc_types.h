@@ -362,4 +362,71 @@ typedef struct {
     tinyc_per_tensor_quant_params quant;
 } tinyc_requantize_params;
 
+/* ------------------------------------------- 16x8: int16 activations, int8 weights (_s16) */
+
+/* CONV_2D and DEPTHWISE_CONV_2D, 16x8: int64 accumulators and bias; quant holds Q31
+ * multipliers (the kernels reduce them to Q15, as TFLite's int64 requantization does). */
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;                    /* [output_ch][filter_h][filter_w][filter_ch] */
+    const int64_t *bias;                     /* [output_ch] or NULL */
+} tinyc_conv_2d_params_s16;
+
+typedef struct {
+    tinyc_depthwise_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;                    /* [1][filter_h][filter_w][output_ch] */
+    const int64_t *bias;                     /* [output_ch] or NULL */
+} tinyc_depthwise_conv_2d_params_s16;
+
+typedef struct {
+    tinyc_fc_dims dims;
+    tinyc_fc_op_params op;
+    tinyc_fc_quant_params quant;
+    const int8_t *filter;                    /* [output_depth][accum_depth] */
+    const int64_t *bias;                     /* [output_depth] or NULL */
+} tinyc_fully_connected_params_s16;
+
+/* TRANSPOSE_CONV: dims.input_* / output_* as in the graph; filter [output_ch][h][w][input_ch];
+ * op.pad_h/pad_w the padding of the equivalent forward convolution (output -> input). */
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;
+    const int32_t *bias;                     /* [output_ch] or NULL */
+} tinyc_transpose_conv_params_s8;
+
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;
+    const int64_t *bias;                     /* [output_ch] or NULL */
+} tinyc_transpose_conv_params_s16;
+
+/* ADD and SUB, 16x8: the int8 params with left_shift 15. */
+typedef tinyc_add_params_s8 tinyc_add_params_s16;
+
+/* LEAKY_RELU, 16x8 */
+typedef tinyc_leaky_relu_params_s8 tinyc_leaky_relu_params_s16;
+
+/* ------------------------------------------ STRIDED_SLICE, TRANSPOSE, SLICE, SPLIT (bytes) */
+
+/* out = the input bytes at start + sum(i[d] * stride[d]) for every output index i, the last
+ * dim a contiguous run of extent[last] bytes (stride 1). Unused outer dims have extent 1. */
+#define TINYC_COPY_MAX_DIMS 6
+typedef struct {
+    int32_t extent[TINYC_COPY_MAX_DIMS];
+    int32_t stride[TINYC_COPY_MAX_DIMS];     /* input bytes between neighbours along each dim */
+    int32_t start;                           /* input byte of the first output byte */
+} tinyc_strided_copy_dims;
+
+typedef struct {
+    tinyc_strided_copy_dims dims;
+} tinyc_strided_copy_params_s8;
+
 #endif /* TINYC_TYPES_H */

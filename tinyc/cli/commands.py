@@ -137,7 +137,7 @@ def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port
     if not summary.passed:
         _echo_err(f"FAIL: {summary.samples - summary.bit_exact} of {summary.samples} samples differ from the reference")
         sys.exit(1)
-    click.echo("PASS: bit-exact with LiteRT BUILTIN_REF")
+    click.echo(f"PASS: bit-exact with {summary.reference}")
 
 
 COMMANDS = [convert_cmd, report_cmd, inspect_cmd, run_cmd, validate_cmd]

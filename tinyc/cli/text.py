@@ -53,6 +53,8 @@ def validate_lines(outdir, board_name: str, summary: Summary, manifest: Manifest
             lines.append(f"    {l.index:>3} {l.op:18s} {c:>12,.0f}  {l.name[:50]}")
     if summary.report_path:
         lines.append(f"  report         {summary.report_path}")
+    if summary.reference_note:
+        lines.append(f"  reference      {summary.reference}: {summary.reference_note}")
     return lines
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from tinyc import __version__
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir import DTYPES, Graph, Tensor, c_type
-from tinyc.codegen.ops import Lowered, check_op, spec_for
+from tinyc.codegen.ops import Lowered, check_op, spec_for_op
 from tinyc.codegen.planner import Plan, alias_roots, plan_memory
 from tinyc.resources import templates_dir
 
@@ -233,7 +233,7 @@ def lower_graph(graph: Graph, *, check: bool = True) -> tuple[list[Lowered], Low
     lowered = []
     for i, op in enumerate(graph.ops):
         try:
-            lowered.append(spec_for(op.kind).lower(graph, op, OpContext(ctx, i)))
+            lowered.append(spec_for_op(graph, op).lower(graph, op, OpContext(ctx, i)))
         except UnsupportedError as exc:  # e.g. from the shared quantization math: say which op
             if op.name and f"'{op.name}'" in str(exc):
                 raise
@@ -293,7 +293,7 @@ def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = 
 
     kernels: list[str] = []
     for op, low in zip(graph.ops, lowered):
-        for k in (low.kernels if low.kernels is not None else spec_for(op.kind).kernels):
+        for k in (low.kernels if low.kernels is not None else spec_for_op(graph, op).kernels):
             if k not in kernels:
                 kernels.append(k)
     io_copies = _output_copies(graph, ctx)
