@@ -411,6 +411,12 @@ typedef struct {
 /* ADD and SUB, 16x8: the int8 params with left_shift 15. */
 typedef tinyc_add_params_s8 tinyc_add_params_s16;
 
+/* MUL, 16x8 */
+typedef tinyc_mul_params_s8 tinyc_mul_params_s16;
+
+/* AVERAGE_POOL_2D, MAX_POOL_2D, 16x8 */
+typedef tinyc_pool_params_s8 tinyc_pool_params_s16;
+
 /* LEAKY_RELU, 16x8 */
 typedef tinyc_leaky_relu_params_s8 tinyc_leaky_relu_params_s16;
 

@@ -1,10 +1,12 @@
-"""ADD and SUB, 16x8 (int16 tensors), TFLite's general-rescale form (pot_scale_int16 false).
+"""ADD, SUB and MUL, 16x8 (int16 tensors), TFLite's general-rescale form (pot_scale_int16 false).
 
 add.cc / sub.cc Prepare take the 8-bit path's constants with left_shift 15 instead of 20
 (elementwise.add_params); Eval runs the same AddFunc math on int16 (reference_integer_ops::Add
 or the 6-D broadcast), SUB with input 2's rescaled value subtracted. The int8 loop over
 tinyc_broadcast_dims serves both shapes, with int16 loads and stores.
 int32 headroom: |x + offset| <= 65535, so x * 2^15 < 2^31.
+MUL (mul.cc, reference_integer_ops::MulElementwise on int16): the int8 constants
+(elementwise.mul_params) and math, (x1 + o1) * (x2 + o2) < 2^31 with zero points 0.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from tinyc.errors import UnsupportedError
 from tinyc.codegen.ops import Lowered, checker, register
 from tinyc.codegen.ops._common import label
-from tinyc.codegen.ops.elementwise import add_params, broadcast_loops
+from tinyc.codegen.ops.elementwise import add_params, broadcast_loops, mul_params
 from tinyc.quant_math import activation_range_s8
 
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -35,9 +37,12 @@ def _check(graph, op, kind: str) -> None:
     act = op.attrs.get("activation", "NONE")
     if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
         raise UnsupportedError(f"{lab} has fused activation {act}, which tinyc does not support")
+    if kind == "MUL" and (a.quant.zp or b.quant.zp):
+        raise UnsupportedError(f"{lab} has int16 zero points other than 0; TFLite's 16x8 scheme has none")
     try:
         broadcast_loops(a.shape, b.shape, y.shape)
-        add_params(a.quant.s, b.quant.s, y.quant.s, left_shift=15)
+        if kind != "MUL":
+            add_params(a.quant.s, b.quant.s, y.quant.s, left_shift=15)
     except ValueError as e:
         raise UnsupportedError(f"{lab}: {e}") from None
 
@@ -79,3 +84,26 @@ def check_sub_s16(graph, op):
 @register("SUB", kernels=["add_sub_s16"], dtype="int16")
 def lower_sub_s16(graph, op, ctx) -> Lowered:
     return _lower(graph, op, ctx, "sub")
+
+
+@checker("MUL", dtype="int16")
+def check_mul_s16(graph, op):
+    _check(graph, op, "MUL")
+
+
+@register("MUL", kernels=["mul_s16"], dtype="int16")
+def lower_mul_s16(graph, op, ctx) -> Lowered:
+    a, b, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    mult, shift = mul_params(a.quant.s, b.quant.s, y.quant.s)
+    act_min, act_max = activation_range_s8(op.attrs.get("activation", "NONE"), y.quant.s, y.quant.zp,
+                                           INT16_MIN, INT16_MAX)
+    dims, st1, st2 = broadcast_loops(a.shape, b.shape, y.shape)
+    params = ctx.params("tinyc_mul_params_s16", {
+        "dims": {"extent": dims, "input1_stride": st1, "input2_stride": st2},
+        "op": {"input1_offset": -a.quant.zp, "input2_offset": -b.quant.zp, "output_offset": y.quant.zp,
+               "act_min": act_min, "act_max": act_max},
+        "quant": {"multiplier": mult, "shift": shift},
+    })
+    call = (f"tinyc_mul_s16({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, "
+            f"{ctx.ptr(op.outputs[0])});")
+    return Lowered(call=call, macs=y.size, notes=[f"16x8; loops {dims}, strides {st1} / {st2}"])
