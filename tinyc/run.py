@@ -1,4 +1,5 @@
-"""`tinyc run`: OUTDIR's model on a board for every sample of a .npy (built when missing or stale)."""
+"""`tinyc run`: OUTDIR's model on a board for every sample of the input files (a .npy, a .npz
+with an array per input, or a .npy per input), built when missing or stale."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import numpy as np
 
 from tinyc.boards import load_board
 from tinyc.build import build_and_record
-from tinyc.errors import TinycError
 from tinyc.outdir import load_manifest
 from tinyc.progress import Progress
 from tinyc.runners import open_session
 from tinyc.samples import from_record, load_inputs, to_record
 
 
-def run_samples(outdir: Path, board_name: str | None, input_path: Path, port: str | None = None,
+def run_samples(outdir: Path, board_name: str | None, input_path, port: str | None = None,
                 progress: Progress | None = None):
-    """Returns ([N, *output_shape] outputs, {"board", "mean" cycles or None, "unit"})."""
+    """input_path: one path or a list (see samples.load_inputs). Returns ({output name:
+    [N, *output_shape]} in output order, {"board", "mean" cycles or None, "unit"})."""
     manifest = load_manifest(outdir)
     board = load_board(board_name or manifest.board or "host")
     samples = load_inputs(input_path, manifest.inputs)
@@ -27,7 +28,8 @@ def run_samples(outdir: Path, board_name: str | None, input_path: Path, port: st
     outs = [from_record(r.output, manifest.outputs) for r in results]
     cycles = [r.cycles for r in results if r.cycles is not None]
     unit = next((r.cycle_unit for r in reversed(results) if r.cycles is not None), "")
-    if len(manifest.outputs) != 1:
-        raise TinycError("the model has several outputs; `tinyc run` writes single-output models only")
-    arr = np.stack([o[0] for o in outs])  # [N, *output_shape]
-    return arr, {"board": board.name, "mean": float(np.mean(cycles)) if cycles else None, "unit": unit}
+    arrays = {}
+    for k, t in enumerate(manifest.outputs):
+        name = t.name if t.name not in arrays else f"output{k}"  # a tensor listed twice keeps both
+        arrays[name] = np.stack([o[k] for o in outs]) if outs else np.zeros((0, *t.shape), dtype=t.dtype)
+    return arrays, {"board": board.name, "mean": float(np.mean(cycles)) if cycles else None, "unit": unit}

@@ -39,28 +39,66 @@ def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges:
     return samples
 
 
-def load_inputs(path: Path, inputs: list[TensorInfo]) -> list[list[np.ndarray]]:
-    """A .npy of [N, *input_shape] (or one sample of exactly input_shape) -> samples."""
-    if len(inputs) != 1:
-        raise TinycError(f"the model has {len(inputs)} inputs; --input takes a .npy for single-input models only")
+def load_inputs(paths, inputs: list[TensorInfo]) -> list[list[np.ndarray]]:
+    """Samples from files: one .npy for a single-input model ([N, *input_shape] or one sample of
+    exactly input_shape), one .npz with an array per input (keyed by input name, or input<k>),
+    or one .npy per input, in the model's input order."""
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    names = ", ".join(f"'{t.name}'" for t in inputs)
+    if len(paths) == 1 and paths[0].suffix == ".npz":
+        arrays = _npz_arrays(paths[0], inputs)
+        where = [f"{paths[0]}['{t.name}']" for t in inputs]
+    elif len(paths) == len(inputs):
+        arrays = [_load_npy(p) for p in paths]
+        where = [str(p) for p in paths]
+    else:
+        raise TinycError(f"the model has {len(inputs)} inputs ({names}) and {len(paths)} input files were given; "
+                         "give one .npz with an array per input name, or --input once per input, in order")
+    per_input = [_samples_of(a, t, w) for a, t, w in zip(arrays, inputs, where)]
+    counts = {len(a) for a in per_input}
+    if len(counts) > 1:
+        raise TinycError(f"the inputs hold different numbers of samples ({sorted(counts)}); give the same N for each")
+    return [[a[i] for a in per_input] for i in range(counts.pop() if counts else 0)]
+
+
+def _load_npy(path: Path) -> np.ndarray:
     try:
-        arr = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise TinycError(f"cannot read {path} as a .npy file: {exc}") from None
-    t = inputs[0]
+
+
+def _npz_arrays(path: Path, inputs: list[TensorInfo]) -> list[np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise TinycError(f"cannot read {path} as a .npz file: {exc}") from None
+    arrays = []
+    for k, t in enumerate(inputs):
+        key = t.name if t.name in data else f"input{k}" if f"input{k}" in data else None
+        if key is None:
+            raise TinycError(f"{path} has no array for input {k} '{t.name}' (it holds {sorted(data)}); "
+                             f"name each array after its input, or input{k}")
+        arrays.append(data[key])
+    return arrays
+
+
+def _samples_of(arr: np.ndarray, t: TensorInfo, where: str) -> np.ndarray:
+    """[N, *input_shape] samples of one input from an array of [N, *per_sample] or one sample."""
     shape, dtype = tuple(t.shape), np.dtype(t.dtype)
     if arr.dtype != dtype:
-        raise TinycError(f"{path} holds {arr.dtype} values; the model's input is {dtype}: convert the data "
-                         f"(e.g. quantize with scale {t.scale} and zero point {t.zero_point})")
+        raise TinycError(f"{where} holds {arr.dtype} values; the model's input '{t.name}' is {dtype}: convert the "
+                         f"data (e.g. quantize with scale {t.scale} and zero point {t.zero_point})")
     per_sample = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
     if tuple(arr.shape) == shape:
         arr = arr.reshape((1, *per_sample))
     if tuple(arr.shape[1:]) == shape:  # [N, *input_shape], batch dimension included
         arr = arr.reshape((arr.shape[0], *per_sample))
     if arr.ndim == 0 or tuple(arr.shape[1:]) != tuple(per_sample):
-        raise TinycError(f"{path} has shape {list(arr.shape)}; the model takes [N, {', '.join(map(str, per_sample))}] "
-                         f"(input shape {list(shape)})")
-    return [[a.reshape(shape)] for a in arr]
+        raise TinycError(f"{where} has shape {list(arr.shape)}; input '{t.name}' takes "
+                         f"[N, {', '.join(map(str, per_sample))}] (input shape {list(shape)})")
+    return arr.reshape((arr.shape[0], *shape))
 
 
 def to_record(sample: list[np.ndarray]) -> bytes:

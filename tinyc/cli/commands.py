@@ -14,6 +14,7 @@ from tinyc.build import build_and_record
 from tinyc.cli.progress import bar
 from tinyc.cli.text import convert_lines, inspect_lines, report_lines, validate_lines
 from tinyc.convert import ConvertOptions, convert
+from tinyc.errors import TinycError
 from tinyc.metrics.compression import with_measurements
 from tinyc.metrics.inspect import inspect_model
 from tinyc.metrics.speed import measure_speed
@@ -103,23 +104,38 @@ def inspect_cmd(model, as_json):
 @click.command("run")
 @click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--board", default=None, help="Board to run on (default: the one OUTDIR was converted for).")
-@click.option("--input", "input_path", required=True, type=click.Path(exists=True, path_type=Path), help=".npy with [N, *input_shape] samples.")
-@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help=".npy to write [N, *output_shape] to.")
+@click.option("--input", "input_path", required=True, multiple=True, type=click.Path(exists=True, path_type=Path),
+              help=".npy with [N, *input_shape] samples; for several inputs one .npz (an array per input name) "
+                   "or --input once per input, in order.")
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help=".npy to write [N, *output_shape] to; .npz (an array per output name) for several outputs.")
 @click.option("--port", default=None, help="Serial device of a real board.")
 def run_cmd(outdir, board, input_path, output_path, port):
     """Run the model in OUTDIR on a board for every sample in --input."""
-    outputs, stats = run_samples(outdir, board, input_path, port=port, progress=bar)
-    tmp = output_path.with_name(output_path.name + ".tmp.npy")
-    np.save(tmp, outputs)
+    if output_path.suffix != ".npz" and len(load_manifest(outdir).outputs) > 1:
+        raise TinycError(f"the model has several outputs; give --output {output_path.with_suffix('.npz')} "
+                         "(one array per output name)")
+    outputs, stats = run_samples(outdir, board, list(input_path), port=port, progress=bar)
+    if output_path.suffix == ".npz":
+        tmp = output_path.with_name(output_path.name + ".tmp.npz")
+        np.savez(tmp, **outputs)
+        shapes = ", ".join(f"{name} {list(a.shape)} {a.dtype}" for name, a in outputs.items())
+    else:
+        tmp = output_path.with_name(output_path.name + ".tmp.npy")
+        (only,) = outputs.values()
+        np.save(tmp, only)
+        shapes = f"{list(only.shape)} {only.dtype}"
     tmp.replace(output_path)
-    click.echo(f"wrote {output_path}: {list(outputs.shape)} {outputs.dtype} from board {stats['board']}"
+    click.echo(f"wrote {output_path}: {shapes} from board {stats['board']}"
                + (f"; {stats['unit']} per inference: mean {stats['mean']:,.0f}" if stats.get("mean") else ""))
 
 
 @click.command("validate")
 @click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--board", default=None, help="Board to run on (default: the one OUTDIR was converted for).")
-@click.option("--input", "input_path", type=click.Path(exists=True, path_type=Path), help=".npy with [N, *input_shape] samples.")
+@click.option("--input", "input_path", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help=".npy with [N, *input_shape] samples; for several inputs one .npz (an array per input name) "
+                   "or --input once per input, in order.")
 @click.option("--labels", type=click.Path(exists=True, path_type=Path), help=".npy of N integer labels, for accuracy.")
 @click.option("--random", "n_random", type=int, default=None, help="Validate on N random inputs (default 100 when no --input).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -127,7 +143,7 @@ def run_cmd(outdir, board, input_path, output_path, port):
 @click.option("--port", default=None, help="Serial device of a real board.")
 def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port):
     """Run OUTDIR's model on a board and on LiteRT's reference kernels; compare every byte."""
-    summary, b, manifest = validate_outdir(outdir, board, input_path, labels, n_random, seed, report, port,
+    summary, b, manifest = validate_outdir(outdir, board, list(input_path) or None, labels, n_random, seed, report, port,
                                            progress=bar)
     for line in validate_lines(outdir, b.name, summary, manifest):
         click.echo(line)
