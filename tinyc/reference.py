@@ -93,20 +93,40 @@ class _Child:
             f.close()
 
 
+def litert_mishandles(graph) -> str | None:
+    """Why LiteRT's reference must not be trusted with this graph although it may load it, or
+    None. Its SVDF kernel assumes int16 state and time weights: on TFLM's 8-bit SVDF
+    (keyword_scrambled_8bit) it corrupts its heap and aborts, and on parts of that model it
+    returns values computed from the wrong bytes."""
+    for i, op in enumerate(graph.ops):
+        if op.kind == "SVDF" and len(op.inputs) > 2 and graph.tensors[op.inputs[2]].dtype == "int8":
+            return f"op {i} is an SVDF with int8 state, which LiteRT's reference kernel does not implement"
+    return None
+
+
 class ReferenceProcess:
     """The oracle for `validate`, in a child process: LiteRT BUILTIN_REF where it runs the
     model; where it rejects the model or dies on it (an abort, a failed invoke), TFLM's
-    interpreter. `name` says which one answered, `fallback_reason` why LiteRT did not.
+    interpreter; TFLM also where `avoid_litert` (litert_mishandles) says LiteRT would load the
+    model but compute it wrongly. `name` says which one answered, `fallback_reason` why LiteRT
+    did not.
     The choice is made before the first result is used: every sample has one reference."""
 
-    def __init__(self, model: str | Path, probe: list[np.ndarray] | None = None):
+    def __init__(self, model: str | Path, probe: list[np.ndarray] | None = None, avoid_litert: str | None = None):
         self.model = Path(model)
         self.fallback_reason: str | None = None
         self.engine = "litert"
+        self._child = None
+        if avoid_litert:
+            self._use_tflm(f"LiteRT BUILTIN_REF is not used: {avoid_litert}")
+            return
         try:
             self._child = _Child("litert", self.model)
             if probe is not None:
                 self._child.run(probe)
+                # A fresh interpreter: the probe has advanced any state (SVDF, LSTM variables).
+                self._child.close()
+                self._child = _Child("litert", self.model)
         except TinycError as exc:
             self._use_tflm(f"LiteRT BUILTIN_REF cannot run it: {exc}")
 

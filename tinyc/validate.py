@@ -19,7 +19,7 @@ from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
 from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
 from tinyc.progress import Progress, report as report_progress
-from tinyc.reference import REFERENCE_NAMES, ReferenceProcess
+from tinyc.reference import REFERENCE_NAMES, ReferenceProcess, litert_mishandles
 from tinyc.runners import open_session
 from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, shape_inputs, to_record
 
@@ -79,7 +79,8 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
     manifest = manifest if manifest is not None else load_manifest(outdir)
     outputs = manifest.outputs
     # In a child process: LiteRT can abort on a model; TFLM answers where LiteRT cannot.
-    ref = ReferenceProcess(outdir / MODEL_TFLITE, probe=samples[0] if samples else None)
+    ref = ReferenceProcess(outdir / MODEL_TFLITE, probe=samples[0] if samples else None,
+                           avoid_litert=litert_mishandles(load_tflite(outdir / MODEL_TFLITE)))
     summary = Summary(max_abs_diff=[0.0] * len(outputs), reference=ref.name, reference_note=ref.fallback_reason)
     classifier = _is_classifier(outputs)
     report_file = None

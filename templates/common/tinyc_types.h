@@ -420,6 +420,42 @@ typedef tinyc_pool_params_s8 tinyc_pool_params_s16;
 /* LEAKY_RELU, 16x8 */
 typedef tinyc_leaky_relu_params_s8 tinyc_leaky_relu_params_s16;
 
+/* ------------------------------------------------------------------------------ SVDF */
+typedef struct {
+    int32_t batches, input_size, filters, memory, units, rank;   /* filters = units * rank */
+} tinyc_svdf_dims;
+
+typedef struct {
+    int32_t input_offset, state_zero_point, output_offset;
+} tinyc_svdf_op_params;
+
+typedef struct {
+    tinyc_per_tensor_quant_params feature;   /* input x feature weights -> state */
+    tinyc_per_tensor_quant_params time;      /* state x time weights -> output */
+} tinyc_svdf_quant_params;
+
+/* int16 state and time weights (TFLite's int8 SVDF) */
+typedef struct {
+    tinyc_svdf_dims dims;
+    tinyc_svdf_op_params op;
+    tinyc_svdf_quant_params quant;
+    const int8_t *weights_feature;           /* [filters][input_size] */
+    const int16_t *weights_time;             /* [filters][memory] */
+    const int32_t *bias;                     /* [units] or NULL */
+    int16_t *state;                          /* [batches][filters][memory], kept between calls */
+} tinyc_svdf_params_s8;
+
+/* int8 state and time weights (TFLM's 8-bit SVDF) */
+typedef struct {
+    tinyc_svdf_dims dims;
+    tinyc_svdf_op_params op;
+    tinyc_svdf_quant_params quant;
+    const int8_t *weights_feature;
+    const int8_t *weights_time;
+    const int32_t *bias;
+    int8_t *state;
+} tinyc_svdf_state_s8_params_s8;
+
 /* ------------------------------------------ STRIDED_SLICE, TRANSPOSE, SLICE, SPLIT (bytes) */
 
 /* out = the input bytes at start + sum(i[d] * stride[d]) for every output index i, the last

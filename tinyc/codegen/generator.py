@@ -158,6 +158,13 @@ class LoweringContext:
             f"static const {ctype} {name} = {c_initializer(fields)};")
         return f"&{name}"
 
+    def state(self, op_index: int, role: str, ctype: str, count: int, what: str) -> str:
+        """A zero-initialised static array of layer op_index in model.c that keeps its values
+        between invocations (a variable tensor, e.g. SVDF's memory); returns its name."""
+        name = self.symbol(op_index, role)
+        self.params.setdefault(op_index, []).append(f"static {ctype} {name}[{count}];  /* {what}: kept between calls */")
+        return name
+
     def ptr(self, t: int, op_index: int = -1, role: str | None = None) -> str:
         g = self.graph
         tensor = g.tensors[t]
@@ -262,6 +269,9 @@ class OpContext:
 
     def ptr(self, t: int, role: str | None = None) -> str:
         return self._ctx.ptr(t, self.op_index, role)
+
+    def state(self, role: str, ctype: str, count: int, what: str) -> str:
+        return self._ctx.state(self.op_index, role, ctype, count, what)
 
     def scratch(self, nbytes: int) -> str:
         return self._ctx.scratch(self.op_index, nbytes)

@@ -210,7 +210,12 @@ def tflite_to_graph(buf: bytes, source: str = "model") -> Graph:
         ops.append(Op(kind, [int(x) for x in (o.inputs if o.inputs is not None else [])], outs, attrs, name))
     inputs = [int(x) for x in (sg.inputs if sg.inputs is not None else [])]
     outputs = [int(x) for x in (sg.outputs if sg.outputs is not None else [])]
-    return Graph(tensors, ops, inputs, outputs, name=_decode(sg.name) or "model")
+    graph = Graph(tensors, ops, inputs, outputs, name=_decode(sg.name) or "model")
+    # Variable tensors (state kept between invocations: SVDF, LSTM) are written back as such.
+    variables = [i for i, t in enumerate(sg.tensors or []) if t.isVariable]
+    if variables:
+        graph.meta["variable_tensors"] = variables
+    return graph
 
 
 def graph_to_tflite(graph: Graph) -> bytes:
@@ -223,12 +228,14 @@ def graph_to_tflite(graph: Graph) -> bytes:
     sg = schema.SubGraphT()
     sg.name = graph.name
     sg.tensors = []
-    for t in graph.tensors:
+    variables = set(graph.meta.get("variable_tensors", []))
+    for i, t in enumerate(graph.tensors):
         st = schema.TensorT()
         st.name = t.name
         st.shape = np.asarray(t.shape, dtype=np.int32)
         st.type = _TENSOR_TYPE_CODES[t.dtype]
         st.buffer = 0
+        st.isVariable = i in variables
         if t.data is not None:
             b = schema.BufferT()
             b.data = np.frombuffer(np.ascontiguousarray(t.data, dtype=np_dtype(t.dtype)).tobytes(), np.uint8)
