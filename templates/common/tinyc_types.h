@@ -456,6 +456,38 @@ typedef struct {
     int8_t *state;
 } tinyc_svdf_state_s8_params_s8;
 
+/* ------------------------------------------------------ UNIDIRECTIONAL_SEQUENCE_LSTM */
+/* Gates in TFLite's order: 0 input, 1 forget, 2 cell, 3 output. */
+typedef struct {
+    int32_t batches, steps, input_size, cells;
+    int32_t time_major;                      /* input [steps][batches][input] instead of [batches][steps][input] */
+} tinyc_lstm_dims;
+
+typedef struct {
+    int32_t cell_shift;                      /* 30 + log2(cell state scale): input gate x cell gate -> cell */
+    int32_t cell_clip;                       /* 0: none */
+    int32_t cell_integer_bits;               /* of the cell state as fixed point: 15 + log2(cell scale) */
+    int32_t hidden_offset;                   /* output state zero point */
+} tinyc_lstm_op_params;
+
+typedef struct {
+    tinyc_per_tensor_quant_params input_to[4];      /* input x weights -> Q3.12 gate */
+    tinyc_per_tensor_quant_params recurrent_to[4];  /* output state x weights -> Q3.12 gate */
+    tinyc_per_tensor_quant_params hidden;           /* Q0.15 x Q0.15 -> output state */
+} tinyc_lstm_quant_params;
+
+typedef struct {
+    tinyc_lstm_dims dims;
+    tinyc_lstm_op_params op;
+    tinyc_lstm_quant_params quant;
+    const int8_t *input_weights[4];          /* [cells][input_size] */
+    const int8_t *recurrent_weights[4];      /* [cells][cells] */
+    const int32_t *input_bias[4];            /* bias - input zero point x row sums */
+    const int32_t *recurrent_bias[4];        /* - output state zero point x row sums */
+    int8_t *output_state;                    /* [batches][cells], kept between calls */
+    int16_t *cell_state;                     /* [batches][cells], kept between calls */
+} tinyc_lstm_params_s8;
+
 /* ------------------------------------------ STRIDED_SLICE, TRANSPOSE, SLICE, SPLIT (bytes) */
 
 /* out = the input bytes at start + sum(i[d] * stride[d]) for every output index i, the last

@@ -158,11 +158,14 @@ class LoweringContext:
             f"static const {ctype} {name} = {c_initializer(fields)};")
         return f"&{name}"
 
-    def state(self, op_index: int, role: str, ctype: str, count: int, what: str) -> str:
-        """A zero-initialised static array of layer op_index in model.c that keeps its values
-        between invocations (a variable tensor, e.g. SVDF's memory); returns its name."""
+    def state(self, op_index: int, role: str, ctype: str, count: int, what: str, fill: int = 0) -> str:
+        """A static array of layer op_index in model.c that keeps its values between invocations
+        (a variable tensor: SVDF's memory, LSTM states), every element `fill` at start (TFLite
+        resets int8 variables to their zero point, others to 0); returns its name."""
         name = self.symbol(op_index, role)
-        self.params.setdefault(op_index, []).append(f"static {ctype} {name}[{count}];  /* {what}: kept between calls */")
+        init = f" = {c_initializer([fill] * count)}" if fill else ""
+        self.params.setdefault(op_index, []).append(
+            f"/* {what}: kept between calls */\nstatic {ctype} {name}[{count}]{init};")
         return name
 
     def ptr(self, t: int, op_index: int = -1, role: str | None = None) -> str:
@@ -270,8 +273,8 @@ class OpContext:
     def ptr(self, t: int, role: str | None = None) -> str:
         return self._ctx.ptr(t, self.op_index, role)
 
-    def state(self, role: str, ctype: str, count: int, what: str) -> str:
-        return self._ctx.state(self.op_index, role, ctype, count, what)
+    def state(self, role: str, ctype: str, count: int, what: str, fill: int = 0) -> str:
+        return self._ctx.state(self.op_index, role, ctype, count, what, fill)
 
     def scratch(self, nbytes: int) -> str:
         return self._ctx.scratch(self.op_index, nbytes)

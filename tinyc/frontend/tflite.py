@@ -205,6 +205,8 @@ def tflite_to_graph(buf: bytes, source: str = "model") -> Graph:
             kind = f"CUSTOM:{_decode(code.customCode)}"
         attrs = _options_to_attrs(o.builtinOptions)
         attrs["_version"] = int(code.version or 1)
+        if o.intermediates is not None and len(o.intermediates):  # LSTM's scale holders
+            attrs["_intermediates"] = [int(x) for x in o.intermediates]
         outs = [int(x) for x in (o.outputs if o.outputs is not None else [])]
         name = tensors[outs[0]].name if outs else f"op{i}"
         ops.append(Op(kind, [int(x) for x in (o.inputs if o.inputs is not None else [])], outs, attrs, name))
@@ -259,6 +261,8 @@ def graph_to_tflite(graph: Graph) -> bytes:
         so.opcodeIndex = opcodes.index(key)
         so.inputs = np.asarray(op.inputs, dtype=np.int32)
         so.outputs = np.asarray(op.outputs, dtype=np.int32)
+        if op.attrs.get("_intermediates"):
+            so.intermediates = np.asarray(op.attrs["_intermediates"], dtype=np.int32)
         options = _attrs_to_options(op.attrs)
         if options is not None:
             so.builtinOptionsType = _option_type_code(op.attrs["_options"])

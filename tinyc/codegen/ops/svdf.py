@@ -3,7 +3,8 @@
 Inputs: input [batches, input_size] int8, weights_feature [filters, input_size] int8,
 weights_time [filters, memory] int16 (or int8: TFLM's 8-bit variant, which LiteRT refuses),
 bias [units] int32 (optional), state [batches, filters * memory] (a variable tensor: kept
-between invocations, zero at start; tinyc keeps it in a static array of the layer).
+between invocations; zero at start, or its zero point for int8, as TFLite resets variables;
+tinyc keeps it in a static array of the layer).
 Prepare (in float32, then widened to double, as svdf.cc writes it):
   scale_1 = input_scale * feature_scale / state_scale,  scale_2 = state_scale * time_scale / output_scale
 each through QuantizeMultiplier.
@@ -66,7 +67,8 @@ def lower_svdf(graph, op, ctx) -> Lowered:
     int8_state = wt.dtype == "int8"
     state_ctype = "int8_t" if int8_state else "int16_t"
     state_name = ctx.state("state", state_ctype, state.size,
-                           f"SVDF memory [{batches}][{filters}][{memory}] {state.dtype}")
+                           f"SVDF memory [{batches}][{filters}][{memory}] {state.dtype}",
+                           fill=state.quant.zp if int8_state else 0)
     params = ctx.params("tinyc_svdf_state_s8_params_s8" if int8_state else "tinyc_svdf_params_s8", {
         "dims": {"batches": batches, "input_size": input_size, "filters": filters, "memory": memory,
                  "units": filters // rank, "rank": rank},
