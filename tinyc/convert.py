@@ -33,6 +33,7 @@ from tinyc.passes.compress import CompressOptions, compress
 from tinyc.passes.normalise import normalise_for_reference
 from tinyc.progress import Progress
 from tinyc.quantize.finetune import prune_keras_file
+from tinyc.quantize.precision import PrecisionOptions
 from tinyc.quantize.prepare import PreparedModel, quantize_float
 
 
@@ -47,6 +48,7 @@ class ConvertOptions:
     compress: CompressOptions = field(default_factory=CompressOptions)
     train: Path | None = None         # .npz with x, y: prune a Keras model while fine-tuning it
     rewind: bool = False              # with train: rewind survivors to an early checkpoint
+    precision: PrecisionOptions = field(default_factory=PrecisionOptions)  # int8 | 16x8 | auto, per layer
 
 
 @dataclass
@@ -90,6 +92,8 @@ def _convert_int8(graph: Graph, model: Path, outdir: Path, o: ConvertOptions) ->
     notes = []
     if o.calib is not None or o.calib_random is not None:
         notes.append(f"{model} is already int8; calibration data is not used")
+    if o.precision.precision != "int8" or o.precision.per_layer:
+        raise TinycError(f"--precision chooses how a float model is quantized; {model} is quantized already")
     if o.train is not None:
         raise TinycError(f"--train needs a Keras model to fine-tune; {model} is an int8 .tflite: "
                          "drop --train to prune its int8 weights directly")
@@ -106,6 +110,7 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
         raise TinycError(f"{path} is a float model: quantizing it to int8 needs calibration data to fix each "
                          "tensor's range; give --calib DATA.npy|.npz (a few hundred typical inputs)")
     prepared = quantize_float(path, fmt, calib=o.calib, calib_random=o.calib_random, per_tensor=o.per_tensor,
+                              precision=o.precision,
                               io=o.io, progress=progress)
     graph = tflite_to_graph(prepared.tflite, source=str(source))
     graph.meta["source"] = str(source)

@@ -21,6 +21,7 @@ from tinyc.metrics.speed import measure_speed
 from tinyc.outdir import load_manifest
 from tinyc.passes.compress import CompressOptions
 from tinyc.passes.prune import PruneOptions, check_fraction, parse_layer_option
+from tinyc.quantize.precision import PrecisionOptions, parse_precision_layer
 from tinyc.run import run_samples
 from tinyc.validate import validate_outdir
 
@@ -46,8 +47,16 @@ def _echo_err(text: str) -> None:
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
 @click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
               help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
+@click.option("--precision", type=click.Choice(["int8", "16x8", "auto"]), default="int8", show_default=True,
+              help="Float/Keras models: int8 activations, 16x8 (int16 activations, int8 weights), or auto: the layers "
+                   "whose own SQNR is below --precision-sqnr in 16x8, the rest int8.")
+@click.option("--precision-layer", "precision_layer", multiple=True, metavar="NAME=P",
+              help="Put layer NAME in precision P (16x8 or int8); repeatable.")
+@click.option("--precision-sqnr", type=float, default=20.0, show_default=True,
+              help="With --precision auto: the per-layer SQNR (dB) below which a layer goes to 16x8.")
 def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, eval_data, prune, prune_layer,
-                prune_channels, prune_exclude_first_last, train, rewind, weights_mode):
+                prune_channels, prune_exclude_first_last, train, rewind, weights_mode, precision, precision_layer,
+                precision_sqnr):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     popts = PruneOptions(
         sparsity=check_fraction(prune, "--prune") if prune is not None else None,
@@ -56,7 +65,9 @@ def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, 
         exclude_first_last=prune_exclude_first_last)
     options = ConvertOptions(board=board, calib=calib, calib_random=calib_random, per_tensor=per_tensor, io=io_type,
                              eval_data=eval_data, compress=CompressOptions(popts, weights_mode), train=train,
-                             rewind=rewind)
+                             rewind=rewind,
+                             precision=PrecisionOptions(precision, dict(parse_precision_layer(t) for t in precision_layer),
+                                                        precision_sqnr))
     result = convert(model, outdir, options, progress=bar)
     for n in result.notes:
         _echo_err(f"note: {n}")

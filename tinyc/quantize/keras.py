@@ -264,12 +264,13 @@ def convert_float(path_or_model) -> bytes:
 
 
 def convert_int8(path_or_model, representative: Callable[[], Iterable], *, per_tensor: bool = False,
-                 io: str = "int8") -> bytes:
+                 io: str = "int8", activations: str = "int8") -> bytes:
     """Full-int8 `.tflite` through the converter's post-training quantization.
 
     `representative` is a generator function yielding `[sample]` lists (sample shaped like the
     input, batch 1, float32). io="int8" makes the model's input and output int8; io="float"
-    keeps float32 I/O, with QUANTIZE / DEQUANTIZE ops at the edges.
+    keeps float32 I/O, with QUANTIZE / DEQUANTIZE ops at the edges. activations="int16": the
+    converter's 16x8 mode (int16 activations and I/O, int8 weights, int64 bias).
     """
     import tensorflow as tf
 
@@ -277,9 +278,11 @@ def convert_int8(path_or_model, representative: Callable[[], Iterable], *, per_t
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if activations == "int16":
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     if io == "int8":
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
+        conv.inference_input_type = tf.int16 if activations == "int16" else tf.int8
+        conv.inference_output_type = tf.int16 if activations == "int16" else tf.int8
     conv._experimental_disable_per_channel = bool(per_tensor)  # noqa: SLF001 (documented converter flag)
     return _run_converter(conv)
 
