@@ -29,8 +29,11 @@ SUPPORTED_LAYERS = {
     "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
     "Reshape", "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "Add",
     "Multiply", "Concatenate", "Softmax", "ZeroPadding2D", "Identity",
-    "Functional", "Sequential", "LeakyReLU", "Subtract",
+    "Functional", "Sequential", "LeakyReLU", "Subtract", "LSTM", "GRU",
 }
+# TensorFlow 2.21's converter dies (SIGSEGV) calibrating a Keras 3 LSTM or GRU layer for int8 in
+# its fused form; unrolled (one set of matmuls and activations per time step) they convert.
+RECURRENT_LAYERS = ("LSTM", "GRU")
 # Activation functions (Dense/Conv `activation=` or an Activation layer) that the converter
 # fuses or lowers to an op tinyc has.
 SUPPORTED_ACTIVATIONS = {"linear", "relu", "relu6", "softmax", "sigmoid", "tanh", "leaky_relu",
@@ -217,9 +220,17 @@ def _batch_one(model):
     import keras
 
     shape = input_shape(model)
+
+    def unrolled(layer):
+        config = layer.get_config()
+        if type(layer).__name__ in RECURRENT_LAYERS:
+            config["unroll"] = True   # see RECURRENT_LAYERS
+        return type(layer).from_config(config)
+
     try:
         with captured_output():
-            clone = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=shape))
+            clone = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=shape),
+                                             clone_function=unrolled)
             clone.set_weights(model.get_weights())
         return clone
     except Exception:

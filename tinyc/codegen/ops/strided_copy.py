@@ -1,9 +1,10 @@
-"""STRIDED_SLICE, SLICE, TRANSPOSE and SPLIT: ops that only move elements, any dtype.
+"""STRIDED_SLICE, SLICE, TRANSPOSE, SPLIT and UNPACK: ops that only move elements, any dtype.
 
 Each output element is one input element at start + sum(i[d] * step[d]) for the output index
 i: the Python side works out start and steps exactly as TFLite does (strided_slice_logic.h's
 StartForAxis / StopForAxis with begin/end/shrink masks and `offset`; slice.cc's begin/size;
-transpose.cc's permutation; split.cc's equal parts), in bytes, merges dims that are
+transpose.cc's permutation; split.cc's equal parts; unpack.cc's slices along an axis, which
+Keras' unrolled LSTM and GRU use per time step), in bytes, merges dims that are
 contiguous in both tensors, and the kernel copies runs of bytes (tinyc_strided_copy_s8).
 Values are copied unchanged, so int8, int16 and 16x8 models alike are served; quantization
 must be the same on both sides (TFLite requires it for these ops).
@@ -266,3 +267,41 @@ def lower_split(graph, op, ctx) -> Lowered:
         loops = _lower_loops(x, *plan)
         calls.append(_copy_call(ctx, loops, data, t, x, role=f"output{k}_params"))
     return Lowered(call="\n".join(calls), notes=[f"{len(plans)} equal parts"])
+
+
+# -------------------------------------------------------------------------------- UNPACK
+def _unpack_parts(graph, op) -> list[tuple[list[int], list[int], list[int]]]:
+    lab = label(op, "UNPACK")
+    x = graph.tensors[op.inputs[0]]
+    rank = len(x.shape)
+    axis = int(op.attrs.get("axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank or int(x.shape[axis]) != len(op.outputs):
+        raise UnsupportedError(f"{lab} unpacks dim {axis} of {list(x.shape)} into {len(op.outputs)} outputs")
+    plans = []
+    for k in range(len(op.outputs)):
+        start = [0] * rank
+        start[axis] = k
+        extents = [int(d) for d in x.shape]
+        extents[axis] = 1
+        plans.append((start, [1] * rank, extents))
+    return plans
+
+
+@checker("UNPACK")
+def check_unpack(graph, op):
+    lab = label(op, "UNPACK")
+    _same_quant(graph, op, lab)
+    try:
+        for plan in _unpack_parts(graph, op):
+            _lower_loops(graph.tensors[op.inputs[0]], *plan)
+    except ValueError as e:
+        raise UnsupportedError(f"{lab}: {e}") from None
+
+
+@register("UNPACK", kernels=["strided_copy"])
+def lower_unpack(graph, op, ctx) -> Lowered:
+    x = graph.tensors[op.inputs[0]]
+    calls = [_copy_call(ctx, _lower_loops(x, *plan), op.inputs[0], t, x, role=f"output{k}_params")
+             for k, (t, plan) in enumerate(zip(op.outputs, _unpack_parts(graph, op)))]
+    return Lowered(call="\n".join(calls), notes=[f"{len(calls)} slices"])
