@@ -252,10 +252,10 @@ def test_unsupported_layer_is_named(tmp_path):
     import keras
 
     inp = keras.Input((5, 3))
-    out = keras.layers.Dense(2)(keras.layers.LSTM(4, name="memory")(inp))
-    path = tmp_path / "lstm.keras"
+    out = keras.layers.Dense(2)(keras.layers.SimpleRNN(4, name="memory")(inp))   # LSTM and GRU are supported
+    path = tmp_path / "rnn.keras"
     keras.Model(inp, out).save(path)
-    with pytest.raises(UnsupportedError, match=r"'memory' \(LSTM\)"):
+    with pytest.raises(UnsupportedError, match=r"'memory' \(SimpleRNN\)"):
         prepare_int8(path, calib_random=4)
 
 

@@ -31,8 +31,8 @@ def check_16x8(graph, op, lab: str, x_index: int, bias_index: int, ranks=(4,)) -
     optional constant int64 bias."""
     x, w, y = graph.tensors[op.inputs[x_index]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     if not (x.dtype == y.dtype == "int16" and w.dtype == "int8"):
-        raise UnsupportedError(f"{lab} has {x.dtype} input, {w.dtype} filter and {y.dtype} output; "
-                               "16x8 layers take int16 activations and int8 weights")
+        raise UnsupportedError(f"{lab} has {x.dtype} input, {w.dtype} filter and {y.dtype} output; tinyc compiles "
+                               "full int8 layers and 16x8 ones (int16 input and output, int8 weights)")
     if len(x.shape) not in ranks or len(y.shape) not in ranks:
         raise UnsupportedError(f"{lab} has input/output ranks {len(x.shape)}/{len(y.shape)}; "
                                f"{' or '.join(map(str, ranks))} expected")

@@ -23,8 +23,8 @@ def check_softmax_s8_s16(graph, op):
     if tuple(x.shape) != tuple(y.shape) or not x.shape or int(x.shape[-1]) > MAX_DEPTH:
         raise UnsupportedError(f"{lab} maps shape {list(x.shape)} to {list(y.shape)}")
     if y.quant.zp != -32768 or abs(float(y.quant.s) - 1.0 / 65536) > 0.001 / 65536:
-        raise UnsupportedError(f"{lab} has output quantization ({y.quant.s:g}, {y.quant.zp}); TFLite requires "
-                               "scale 1/65536, zero point -32768")
+        raise UnsupportedError(f"{lab} has an int16 output quantized ({y.quant.s:g}, {y.quant.zp}); TFLite requires "
+                               "scale 1/65536, zero point -32768 for it")
     try:
         softmax_params(float(op.attrs.get("beta", 1.0)), x.quant.s)
     except ValueError as e:
