@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup apt venv test test-models demo bench bench-arena bench-compression bench-speed clean
+.PHONY: setup apt venv test test-models test-corpus test-corpus-mps2 demo bench bench-arena bench-compression bench-speed clean
 
 setup: apt $(STAMP)
 
@@ -36,6 +36,13 @@ test: setup
 # keras.applications models (MobileNetV2, MobileNetV3Small) from .keras to bit-exact C: minutes.
 test-models: setup
 	$(PY) -m pytest -q -m models tests/test_keras_apps.py
+
+# TFLM's 141 example and integration-test models (make test checks a sample of them).
+test-corpus: setup
+	TINYC_CORPUS=all $(PY) -m pytest -q tests/test_tflm_corpus.py
+
+test-corpus-mps2: setup
+	TINYC_CORPUS=all TINYC_CORPUS_BOARD=mps2-an386 $(PY) -m pytest -q -rs tests/test_tflm_corpus.py
 
 demo: setup
 	$(PY) examples/demo.py

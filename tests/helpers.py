@@ -19,8 +19,10 @@ from tinyc.runners import open_session
 from tinyc.samples import float_input_ranges, random_inputs, to_record, from_record
 
 
-def convert_keras_int8(model, rep_data, per_tensor: bool = False, io_type: str = "int8", io: str | None = None) -> bytes:
-    """A Keras model -> full-int8 .tflite bytes (batch fixed to 1), as TFLite users make them.
+def convert_keras_int8(model, rep_data, per_tensor: bool = False, io_type: str = "int8", io: str | None = None,
+                       int16_activations: bool = False) -> bytes:
+    """A Keras model -> full-int8 .tflite bytes (batch fixed to 1), as TFLite users make them;
+    int16_activations: TensorFlow's 16x8 mode instead (int16 activations and I/O, int8 weights).
 
     rep_data: array [N, *input_shape without batch] (or a list of such arrays, one per input).
     """
@@ -43,9 +45,11 @@ def convert_keras_int8(model, rep_data, per_tensor: bool = False, io_type: str =
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = gen
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if int16_activations:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     if io_type == "int8":
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.inference_input_type = tf.int16 if int16_activations else tf.int8
+        converter.inference_output_type = tf.int16 if int16_activations else tf.int8
     if per_tensor:
         converter._experimental_disable_per_channel = True
     with contextlib.redirect_stdout(_io.StringIO()):  # the converter prints to stdout

@@ -32,8 +32,10 @@ from tinyc.metrics.compression import compression_summary
 from tinyc.outdir import (MODEL_TFLITE, LayerInfo, Manifest, TensorInfo, check_outdir, save_manifest, staging,
                           update_manifest)
 from tinyc.passes.compress import CompressOptions, compress
+from tinyc.passes.normalise import normalise_for_reference
 from tinyc.progress import Progress
 from tinyc.quantize.finetune import prune_keras_file
+from tinyc.quantize.precision import PrecisionOptions
 from tinyc.quantize.prepare import PreparedModel, quantize_float
 
 
@@ -50,6 +52,7 @@ class ConvertOptions:
     train: Path | None = None         # .npz with x, y: prune a Keras model while fine-tuning it
     rewind: bool = False              # with train: rewind survivors to an early checkpoint
     io_in_arena: bool = False         # the inputs live in the arena (their bytes reused once read)
+    precision: PrecisionOptions = field(default_factory=PrecisionOptions)  # int8 | 16x8 | auto, per layer
 
 
 @dataclass
@@ -97,6 +100,8 @@ def _convert_int8(graph: Graph, model: Path, outdir: Path, o: ConvertOptions) ->
     notes = []
     if o.calib is not None or o.calib_random is not None:
         notes.append(f"{model} is already int8; calibration data is not used")
+    if o.precision.precision != "int8" or o.precision.per_layer:
+        raise TinycError(f"--precision chooses how a float model is quantized; {model} is quantized already")
     if o.io != "int8":
         notes.append(f"{model} is already int8 with {first_io_dtype(graph)} I/O; --io {o.io} applies to float "
                      "models only (quantize the float model with --io float to get float I/O)")
@@ -106,8 +111,9 @@ def _convert_int8(graph: Graph, model: Path, outdir: Path, o: ConvertOptions) ->
         raise TinycError(f"--train needs a Keras model to fine-tune; {model} is an int8 .tflite: "
                          "drop --train to prune its int8 weights directly")
     check_supported(graph)
+    graph, normalised = normalise_for_reference(graph)
     result = _compress_and_write(graph, outdir, o, {})
-    result.notes = notes + result.notes
+    result.notes = notes + normalised + result.notes
     return result
 
 
@@ -117,7 +123,7 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
         raise TinycError(f"{path} is a float model: quantizing it to int8 needs calibration data to fix each "
                          "tensor's range; give --calib DATA.npy|.npz (a few hundred typical inputs)")
     prepared = quantize_float(path, fmt, calib=o.calib, calib_random=o.calib_random, per_tensor=o.per_tensor,
-                              io=o.io, progress=progress,
+                              precision=o.precision, io=o.io, progress=progress,
                               check=lambda int8: check_supported(tflite_to_graph(int8, source=str(source))))
     graph = tflite_to_graph(prepared.tflite, source=str(source))
     graph.meta["source"] = str(source)

@@ -5,6 +5,7 @@ XNNPACK / the optimized kernels differ from the reference by up to 1 LSB; never 
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,121 @@ def reference_outputs(model: str | Path | bytes, samples: list[list[np.ndarray]]
     src = bytes(model) if isinstance(model, (bytes, bytearray)) else str(model)
     return run_isolated(_run_all, src, samples, what="running the reference (BUILTIN_REF) on the model",
                         hint=lambda: abort_hint(src if isinstance(src, bytes) else Path(src)))
+
+
+REFERENCE_NAMES = {"litert": "LiteRT BUILTIN_REF", "tflm": "TFLM (tflite-micro interpreter)"}
+
+
+class _Child:
+    """One engine on one model in a child process (tinyc.reference_worker)."""
+
+    def __init__(self, engine: str, model: Path):
+        import pickle
+        import subprocess
+        import sys
+        self._pickle = pickle
+        self.proc = subprocess.Popen([sys.executable, "-m", "tinyc.reference_worker", engine, str(model)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        status, message = self._receive()
+        if status != "ready":
+            self.close()
+            raise TinycError(message)
+
+    def _receive(self):
+        try:
+            return self._pickle.load(self.proc.stdout)
+        except (EOFError, self._pickle.UnpicklingError):
+            self.proc.wait()
+            err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+            rc = self.proc.returncode
+            how = f"was killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
+            return "error", how + (f" ({err[-1][:200]})" if err else "")
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        try:
+            self._pickle.dump([np.asarray(a) for a in inputs], self.proc.stdin)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+        status, value = self._receive()
+        if status != "ok":
+            raise TinycError(value)
+        return value
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001 - a hung child is killed below
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()
+
+
+def litert_mishandles(graph) -> str | None:
+    """Why LiteRT's reference must not be trusted with this graph although it may load it, or
+    None. Its SVDF kernel assumes int16 state and time weights: on TFLM's 8-bit SVDF
+    (keyword_scrambled_8bit) it corrupts its heap and aborts, and on parts of that model it
+    returns values computed from the wrong bytes."""
+    for i, op in enumerate(graph.ops):
+        if op.kind == "SVDF" and len(op.inputs) > 2 and graph.tensors[op.inputs[2]].dtype == "int8":
+            return f"op {i} is an SVDF with int8 state, which LiteRT's reference kernel does not implement"
+    return None
+
+
+class ReferenceProcess:
+    """The oracle for `validate`, in a child process: LiteRT BUILTIN_REF where it runs the
+    model; where it rejects the model or dies on it (an abort, a failed invoke), TFLM's
+    interpreter; TFLM also where `avoid_litert` (litert_mishandles) says LiteRT would load the
+    model but compute it wrongly. `name` says which one answered, `fallback_reason` why LiteRT
+    did not.
+    The choice is made before the first result is used: every sample has one reference."""
+
+    def __init__(self, model: str | Path, probe: list[np.ndarray] | None = None, avoid_litert: str | None = None):
+        self.model = Path(model)
+        self.fallback_reason: str | None = None
+        self.engine = "litert"
+        self._child = None
+        if avoid_litert:
+            self._use_tflm(f"LiteRT BUILTIN_REF is not used: {avoid_litert}")
+            return
+        try:
+            self._child = _Child("litert", self.model)
+            if probe is not None:
+                self._child.run(probe)
+                # A fresh interpreter: the probe has advanced any state (SVDF, LSTM variables).
+                self._child.close()
+                self._child = _Child("litert", self.model)
+        except TinycError as exc:
+            self._use_tflm(f"LiteRT BUILTIN_REF cannot run it: {exc}")
+
+    def _use_tflm(self, reason: str) -> None:
+        if getattr(self, "_child", None) is not None:
+            self._child.close()
+        self.fallback_reason = reason
+        self.engine = "tflm"
+        try:
+            self._child = _Child("tflm", self.model)
+        except TinycError as exc:
+            self._child = None
+            raise TinycError(f"no reference runs {self.model.name}: {reason}; TFLM: {exc}; "
+                             f"{abort_hint(self.model)}") from None
+
+    @property
+    def name(self) -> str:
+        return REFERENCE_NAMES[self.engine]
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        return self._child.run(list(inputs))
+
+    def close(self) -> None:
+        if self._child is not None:
+            self._child.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

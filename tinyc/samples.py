@@ -11,12 +11,14 @@ from tinyc.errors import TinycError
 from tinyc.outdir import TensorInfo
 
 
-def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges: list[tuple[float, float]] | None = None) -> list[list[np.ndarray]]:
+def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges: list[tuple[float, float]] | None = None,
+                  fixed: dict[int, np.ndarray] | None = None) -> list[list[np.ndarray]]:
     """n samples; each a list with one array per model input (full shape, batch included).
 
     Integer inputs are uniform over the whole dtype range. Float inputs are uniform over the
     range their quantization covers (`float_ranges`, e.g. the next QUANTIZE's), widened by
-    10% so that clamping is exercised too; [-1, 1] when nothing is known.
+    10% so that clamping is exercised too; [-1, 1] when nothing is known. Inputs in `fixed`
+    (input index -> value; see shape_inputs) take that value in every sample.
     """
     rng = np.random.default_rng(seed)
     samples = []
@@ -24,7 +26,9 @@ def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges:
         sample = []
         for k, t in enumerate(inputs):
             shape, dtype = tuple(t.shape), np.dtype(t.dtype)
-            if np.issubdtype(dtype, np.integer):
+            if fixed and k in fixed:
+                sample.append(np.asarray(fixed[k], dtype=dtype).reshape(shape))
+            elif np.issubdtype(dtype, np.integer):
                 info = np.iinfo(dtype)
                 sample.append(rng.integers(int(info.min), int(info.max) + 1, size=shape, dtype=dtype))
             else:
@@ -35,36 +39,76 @@ def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, float_ranges:
     return samples
 
 
-def load_inputs(path: Path, inputs: list[TensorInfo]) -> list[list[np.ndarray]]:
-    """A .npy of [N, *input_shape] (or one sample of exactly input_shape) -> samples."""
-    if len(inputs) != 1:
-        raise TinycError(f"the model has {len(inputs)} inputs; --input takes a .npy for single-input models only")
+def load_inputs(paths, inputs: list[TensorInfo]) -> list[list[np.ndarray]]:
+    """Samples from files: one .npy for a single-input model ([N, *input_shape] or one sample of
+    exactly input_shape), one .npz with an array per input (keyed by input name, or input<k>),
+    or one .npy per input, in the model's input order."""
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    names = ", ".join(f"'{t.name}'" for t in inputs)
+    if len(paths) == 1 and paths[0].suffix == ".npz":
+        arrays = _npz_arrays(paths[0], inputs)
+        where = [f"{paths[0]}['{t.name}']" for t in inputs]
+    elif len(paths) == len(inputs):
+        arrays = [_load_npy(p) for p in paths]
+        where = [str(p) for p in paths]
+    else:
+        raise TinycError(f"the model has {len(inputs)} inputs ({names}) and {len(paths)} input files were given; "
+                         "give one .npz with an array per input name, or --input once per input, in order")
+    per_input = [_samples_of(a, t, w) for a, t, w in zip(arrays, inputs, where)]
+    counts = {len(a) for a in per_input}
+    if len(counts) > 1:
+        raise TinycError(f"the inputs hold different numbers of samples ({sorted(counts)}); give the same N for each")
+    return [[a[i] for a in per_input] for i in range(counts.pop() if counts else 0)]
+
+
+def _load_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise TinycError(f"cannot read {path} as a .npy file: {why}") from None
-    if not isinstance(arr, np.ndarray):   # an .npz archive
+    if not isinstance(arr, np.ndarray):   # an .npz archive given where a .npy belongs
         names = ", ".join(arr.files[:5]) or "none"
         arr.close()
-        raise TinycError(f"{path} is a .npz archive (arrays: {names}); --input takes one .npy of "
-                         "[N, *input_shape] samples: save the array with numpy.save")
-    t = inputs[0]
+        raise TinycError(f"{path} is a .npz archive (arrays: {names}) given with other input files; give one "
+                         ".npz with an array per input name, or one .npy of [N, *input_shape] per input")
+    return arr
+
+
+def _npz_arrays(path: Path, inputs: list[TensorInfo]) -> list[np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise TinycError(f"cannot read {path} as a .npz file: {why}") from None
+    arrays = []
+    for k, t in enumerate(inputs):
+        key = t.name if t.name in data else f"input{k}" if f"input{k}" in data else None
+        if key is None:
+            raise TinycError(f"{path} has no array for input {k} '{t.name}' (it holds {sorted(data)}); "
+                             f"name each array after its input, or input{k}")
+        arrays.append(data[key])
+    return arrays
+
+
+def _samples_of(arr: np.ndarray, t: TensorInfo, where: str) -> np.ndarray:
+    """[N, *input_shape] samples of one input from an array of [N, *per_sample] or one sample."""
     if arr.size == 0:
-        raise TinycError(f"{path} holds no samples (shape {list(arr.shape)}); give at least one")
+        raise TinycError(f"{where} holds no samples (shape {list(arr.shape)}); give at least one")
     shape, dtype = tuple(t.shape), np.dtype(t.dtype)
     if arr.dtype != dtype:
-        raise TinycError(f"{path} holds {arr.dtype} values; the model's input is {dtype}: convert the data "
-                         f"(e.g. quantize with scale {t.scale} and zero point {t.zero_point})")
+        raise TinycError(f"{where} holds {arr.dtype} values; the model's input '{t.name}' is {dtype}: convert the "
+                         f"data (e.g. quantize with scale {t.scale} and zero point {t.zero_point})")
     per_sample = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
     if tuple(arr.shape) == shape:
         arr = arr.reshape((1, *per_sample))
     if tuple(arr.shape[1:]) == shape:  # [N, *input_shape], batch dimension included
         arr = arr.reshape((arr.shape[0], *per_sample))
     if arr.ndim == 0 or tuple(arr.shape[1:]) != tuple(per_sample):
-        raise TinycError(f"{path} has shape {list(arr.shape)}; the model takes [N, {', '.join(map(str, per_sample))}] "
-                         f"(input shape {list(shape)})")
-    return [[a.reshape(shape)] for a in arr]
+        raise TinycError(f"{where} has shape {list(arr.shape)}; input '{t.name}' takes "
+                         f"[N, {', '.join(map(str, per_sample))}] (input shape {list(shape)})")
+    return arr.reshape((arr.shape[0], *shape))
 
 
 def to_record(sample: list[np.ndarray]) -> bytes:
@@ -94,3 +138,14 @@ def float_input_ranges(graph) -> list[tuple[float, float] | None]:
                 break
         ranges.append(r)
     return ranges
+
+
+def shape_inputs(graph) -> dict[int, np.ndarray]:
+    """Graph inputs that are a TRANSPOSE_CONV's output_shape: the model declares that shape
+    statically (the output tensor's), which is the only value it runs with. Input index ->
+    that shape, for samples."""
+    fixed = {}
+    for op in graph.ops:
+        if op.kind == "TRANSPOSE_CONV" and op.inputs and op.inputs[0] in graph.inputs:
+            fixed[graph.inputs.index(op.inputs[0])] = np.array(graph.tensors[op.outputs[0]].shape, dtype=np.int32)
+    return fixed

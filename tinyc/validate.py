@@ -23,9 +23,9 @@ from tinyc.frontend.tflite import load_tflite
 from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
 from tinyc.progress import Progress, report as report_progress
 from tinyc.paths import check_writable_file
-from tinyc.reference import reference_outputs
+from tinyc.reference import REFERENCE_NAMES, ReferenceProcess, litert_mishandles
 from tinyc.runners import open_session, session_options
-from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, to_record
+from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, shape_inputs, to_record
 
 
 @dataclass
@@ -46,6 +46,8 @@ class Summary:
     stack_reserved: int | None = None    # the stack the board's firmware reserves (board TOML), bytes
     link: dict | None = None             # the serial link's counts (LinkStats); None: no serial link
     distinct_outputs: int = 0            # 1 when every sample gave the same output bytes
+    reference: str = REFERENCE_NAMES["litert"]   # which interpreter gave the expected outputs
+    reference_note: str | None = None            # why it is not LiteRT BUILTIN_REF
 
     @property
     def passed(self) -> bool:
@@ -58,7 +60,10 @@ class Summary:
             "top1_agreement": (self.top1_agree / self.top1_total) if self.top1_total else None,
             "accuracy": (self.correct / self.labelled) if self.labelled else None,
             "cycle_unit": self.cycle_unit or None,
+            "reference": self.reference,
         }
+        if self.reference_note:
+            d["reference_note"] = self.reference_note
         if self.cycles:
             d.update(cycles_mean=float(np.mean(self.cycles)), cycles_min=int(min(self.cycles)),
                      cycles_max=int(max(self.cycles)))
@@ -98,8 +103,10 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
     outdir = Path(outdir)
     manifest = manifest if manifest is not None else load_manifest(outdir)
     outputs = manifest.outputs
-    expected_all = reference_outputs(outdir / MODEL_TFLITE, samples)   # in a child: LiteRT may abort
-    summary = Summary(max_abs_diff=[0.0] * len(outputs))
+    # In a child process: LiteRT can abort on a model; TFLM answers where LiteRT cannot.
+    ref = ReferenceProcess(outdir / MODEL_TFLITE, probe=samples[0] if samples else None,
+                           avoid_litert=litert_mishandles(load_tflite(outdir / MODEL_TFLITE)))
+    summary = Summary(max_abs_diff=[0.0] * len(outputs), reference=ref.name, reference_note=ref.fallback_reason)
     if board.kind == "mcu":
         summary.stack_reserved = memory_layout(board)["stack_bytes"]
     classifier = _is_classifier(outputs)
@@ -117,7 +124,7 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
     try:
         with open_session(board, outdir, manifest=manifest, **(session_options or {})) as session:
             for i, sample in enumerate(samples):
-                expected = expected_all[i]
+                expected = ref.run(*sample)
                 result = session.infer(to_record(sample))
                 got = from_record(result.output, outputs)
                 diffs = [float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) if g.size else 0.0
@@ -165,6 +172,7 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
     finally:
         if session is not None:
             summary.link = getattr(session, "link_stats", None)
+        ref.close()
         if report_file:
             report_file.write(json.dumps({"link": summary.link}) + "\n")
             report_file.close()
@@ -212,7 +220,7 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
     else:
         graph = load_tflite(outdir / MODEL_TFLITE)
         samples = random_inputs(manifest.inputs, n_random if n_random is not None else 100, seed=seed,
-                                float_ranges=float_input_ranges(graph))
+                                float_ranges=float_input_ranges(graph), fixed=shape_inputs(graph))
         run_info = {"seed": seed, "random": len(samples)}
     labels = _load_labels(labels_path, len(samples)) if labels_path is not None else None
     _, manifest = build_and_record(outdir, board, manifest)

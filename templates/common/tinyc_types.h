@@ -400,4 +400,145 @@ typedef struct {
     tinyc_per_tensor_quant_params quant;
 } tinyc_requantize_params;
 
+/* ------------------------------------------- 16x8: int16 activations, int8 weights (_s16) */
+
+/* CONV_2D and DEPTHWISE_CONV_2D, 16x8: int64 accumulators and bias; quant holds Q31
+ * multipliers (the kernels reduce them to Q15, as TFLite's int64 requantization does). */
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;                    /* [output_ch][filter_h][filter_w][filter_ch] */
+    const int64_t *bias;                     /* [output_ch] or NULL */
+} tinyc_conv_2d_params_s16;
+
+typedef struct {
+    tinyc_depthwise_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;                    /* [1][filter_h][filter_w][output_ch] */
+    const int64_t *bias;                     /* [output_ch] or NULL */
+} tinyc_depthwise_conv_2d_params_s16;
+
+typedef struct {
+    tinyc_fc_dims dims;
+    tinyc_fc_op_params op;
+    tinyc_fc_quant_params quant;
+    const int8_t *filter;                    /* [output_depth][accum_depth] */
+    const int64_t *bias;                     /* [output_depth] or NULL */
+} tinyc_fully_connected_params_s16;
+
+/* TRANSPOSE_CONV: dims.input_* / output_* as in the graph; filter [output_ch][h][w][input_ch];
+ * op.pad_h/pad_w the padding of the equivalent forward convolution (output -> input). */
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;
+    const int32_t *bias;                     /* [output_ch] or NULL */
+} tinyc_transpose_conv_params_s8;
+
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_per_channel_quant_params quant;
+    const int8_t *filter;
+    const int64_t *bias;                     /* [output_ch] or NULL */
+} tinyc_transpose_conv_params_s16;
+
+/* ADD and SUB, 16x8: the int8 params with left_shift 15. */
+typedef tinyc_add_params_s8 tinyc_add_params_s16;
+
+/* MUL, 16x8 */
+typedef tinyc_mul_params_s8 tinyc_mul_params_s16;
+
+/* AVERAGE_POOL_2D, MAX_POOL_2D, 16x8 */
+typedef tinyc_pool_params_s8 tinyc_pool_params_s16;
+
+/* LEAKY_RELU, 16x8 */
+typedef tinyc_leaky_relu_params_s8 tinyc_leaky_relu_params_s16;
+
+/* ------------------------------------------------------------------------------ SVDF */
+typedef struct {
+    int32_t batches, input_size, filters, memory, units, rank;   /* filters = units * rank */
+} tinyc_svdf_dims;
+
+typedef struct {
+    int32_t input_offset, state_zero_point, output_offset;
+} tinyc_svdf_op_params;
+
+typedef struct {
+    tinyc_per_tensor_quant_params feature;   /* input x feature weights -> state */
+    tinyc_per_tensor_quant_params time;      /* state x time weights -> output */
+} tinyc_svdf_quant_params;
+
+/* int16 state and time weights (TFLite's int8 SVDF) */
+typedef struct {
+    tinyc_svdf_dims dims;
+    tinyc_svdf_op_params op;
+    tinyc_svdf_quant_params quant;
+    const int8_t *weights_feature;           /* [filters][input_size] */
+    const int16_t *weights_time;             /* [filters][memory] */
+    const int32_t *bias;                     /* [units] or NULL */
+    int16_t *state;                          /* [batches][filters][memory], kept between calls */
+} tinyc_svdf_params_s8;
+
+/* int8 state and time weights (TFLM's 8-bit SVDF) */
+typedef struct {
+    tinyc_svdf_dims dims;
+    tinyc_svdf_op_params op;
+    tinyc_svdf_quant_params quant;
+    const int8_t *weights_feature;
+    const int8_t *weights_time;
+    const int32_t *bias;
+    int8_t *state;
+} tinyc_svdf_state_s8_params_s8;
+
+/* ------------------------------------------------------ UNIDIRECTIONAL_SEQUENCE_LSTM */
+/* Gates in TFLite's order: 0 input, 1 forget, 2 cell, 3 output. */
+typedef struct {
+    int32_t batches, steps, input_size, cells;
+    int32_t time_major;                      /* input [steps][batches][input] instead of [batches][steps][input] */
+} tinyc_lstm_dims;
+
+typedef struct {
+    int32_t cell_shift;                      /* 30 + log2(cell state scale): input gate x cell gate -> cell */
+    int32_t cell_clip;                       /* 0: none */
+    int32_t cell_integer_bits;               /* of the cell state as fixed point: 15 + log2(cell scale) */
+    int32_t hidden_offset;                   /* output state zero point */
+} tinyc_lstm_op_params;
+
+typedef struct {
+    tinyc_per_tensor_quant_params input_to[4];      /* input x weights -> Q3.12 gate */
+    tinyc_per_tensor_quant_params recurrent_to[4];  /* output state x weights -> Q3.12 gate */
+    tinyc_per_tensor_quant_params hidden;           /* Q0.15 x Q0.15 -> output state */
+} tinyc_lstm_quant_params;
+
+typedef struct {
+    tinyc_lstm_dims dims;
+    tinyc_lstm_op_params op;
+    tinyc_lstm_quant_params quant;
+    const int8_t *input_weights[4];          /* [cells][input_size] */
+    const int8_t *recurrent_weights[4];      /* [cells][cells] */
+    const int32_t *input_bias[4];            /* bias - input zero point x row sums */
+    const int32_t *recurrent_bias[4];        /* - output state zero point x row sums */
+    int8_t *output_state;                    /* [batches][cells], kept between calls */
+    int16_t *cell_state;                     /* [batches][cells], kept between calls */
+} tinyc_lstm_params_s8;
+
+/* ------------------------------------------ STRIDED_SLICE, TRANSPOSE, SLICE, SPLIT (bytes) */
+
+/* out = the input bytes at start + sum(i[d] * stride[d]) for every output index i, the last
+ * dim a contiguous run of extent[last] bytes (stride 1). Unused outer dims have extent 1. */
+#define TINYC_COPY_MAX_DIMS 6
+typedef struct {
+    int32_t extent[TINYC_COPY_MAX_DIMS];
+    int32_t stride[TINYC_COPY_MAX_DIMS];     /* input bytes between neighbours along each dim */
+    int32_t start;                           /* input byte of the first output byte */
+} tinyc_strided_copy_dims;
+
+typedef struct {
+    tinyc_strided_copy_dims dims;
+} tinyc_strided_copy_params_s8;
+
 #endif /* TINYC_TYPES_H */

@@ -71,6 +71,8 @@ def validate_lines(outdir, board_name: str, summary: Summary, manifest: Manifest
         lines.extend("  " + l for l in ram_lines(ram))
     if summary.report_path:
         lines.append(f"  report         {summary.report_path}")
+    if summary.reference_note:
+        lines.append(f"  reference      {summary.reference}: {summary.reference_note}")
     return lines
 
 

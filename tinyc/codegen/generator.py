@@ -18,7 +18,7 @@ import numpy as np
 from tinyc import __version__
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir import DTYPES, Graph, Tensor, c_type
-from tinyc.codegen.ops import Lowered, check_op, spec_for
+from tinyc.codegen.ops import Lowered, check_op, spec_for_op
 from tinyc.codegen.planner import Plan, alias_roots, plan_memory
 from tinyc.codegen.target import Target
 from tinyc.resources import templates_dir
@@ -163,6 +163,16 @@ class LoweringContext:
             f"static const {ctype} {name} = {c_initializer(fields)};")
         return f"&{name}"
 
+    def state(self, op_index: int, role: str, ctype: str, count: int, what: str, fill: int = 0) -> str:
+        """A static array of layer op_index in model.c that keeps its values between invocations
+        (a variable tensor: SVDF's memory, LSTM states), every element `fill` at start (TFLite
+        resets int8 variables to their zero point, others to 0); returns its name."""
+        name = self.symbol(op_index, role)
+        init = f" = {c_initializer([fill] * count)}" if fill else ""
+        self.params.setdefault(op_index, []).append(
+            f"/* {what}: kept between calls */\nstatic {ctype} {name}[{count}]{init};")
+        return name
+
     def ptr(self, t: int, op_index: int = -1, role: str | None = None) -> str:
         g = self.graph
         tensor = g.tensors[t]
@@ -241,7 +251,7 @@ def lower_graph(graph: Graph, *, check: bool = True, target: Target | None = Non
     lowered = []
     for i, op in enumerate(graph.ops):
         try:
-            lowered.append(spec_for(op.kind).lower(graph, op, OpContext(ctx, i)))
+            lowered.append(spec_for_op(graph, op).lower(graph, op, OpContext(ctx, i)))
         except UnsupportedError as exc:  # e.g. from the shared quantization math: say which op
             if op.name and f"'{op.name}'" in str(exc):
                 raise
@@ -284,6 +294,9 @@ class OpContext:
             f"{{\n    {kernel}({params}, input, output, {scratch});\n}}")
         return f"{name}({self.ptr(input_t)}, {self.ptr(output_t)});"
 
+    def state(self, role: str, ctype: str, count: int, what: str, fill: int = 0) -> str:
+        return self._ctx.state(self.op_index, role, ctype, count, what, fill)
+
     def scratch(self, nbytes: int) -> str:
         return self._ctx.scratch(self.op_index, nbytes)
 
@@ -316,7 +329,7 @@ def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = 
 
     kernels: list[str] = []
     for op, low in zip(graph.ops, lowered):
-        for k in (low.kernels if low.kernels is not None else spec_for(op.kind).kernels):
+        for k in (low.kernels if low.kernels is not None else spec_for_op(graph, op).kernels):
             if k not in kernels:
                 kernels.append(k)
     io_copies = _output_copies(graph, ctx)

@@ -170,7 +170,7 @@ def load_tflite(path: str | Path) -> Graph:
 
 def several_subgraphs_error(model, source: str) -> UnsupportedError:
     """The refusal of a model with control flow, naming the op that calls the other subgraphs
-    (a Keras LSTM/GRU lowers to WHILE; its output tensor's name carries the layer's)."""
+    (a Keras SimpleRNN lowers to WHILE; its output tensor's name carries the layer's)."""
     g = model.subgraphs[0]
     for i, op in enumerate(g.operators or []):
         kind = op_name(model, op)
@@ -178,8 +178,8 @@ def several_subgraphs_error(model, source: str) -> UnsupportedError:
             out = tensor_name(g.tensors[op.outputs[0]]) if op.outputs is not None and len(op.outputs) else "?"
             return UnsupportedError(
                 f"{source}: op {i} {kind} ('{out}') runs {len(model.subgraphs) - 1} more subgraphs (control flow, "
-                "e.g. a Keras LSTM or GRU); tinyc compiles single-subgraph models: replace that layer "
-                "(e.g. by Conv1D or Dense layers, or unroll=True)")
+                "e.g. a Keras SimpleRNN); tinyc compiles single-subgraph models: replace that layer "
+                "(e.g. by LSTM, GRU, Conv1D or Dense layers), or build it with unroll=True")
     return UnsupportedError(f"{source} has {len(model.subgraphs)} subgraphs; tinyc compiles "
                             "single-subgraph models (no control flow): re-export without it")
 
@@ -220,12 +220,19 @@ def tflite_to_graph(buf: bytes, source: str = "model") -> Graph:
             kind = f"CUSTOM:{_decode(code.customCode)}"
         attrs = _options_to_attrs(o.builtinOptions)
         attrs["_version"] = int(code.version or 1)
+        if o.intermediates is not None and len(o.intermediates):  # LSTM's scale holders
+            attrs["_intermediates"] = [int(x) for x in o.intermediates]
         outs = [int(x) for x in (o.outputs if o.outputs is not None else [])]
         name = tensors[outs[0]].name if outs else f"op{i}"
         ops.append(Op(kind, [int(x) for x in (o.inputs if o.inputs is not None else [])], outs, attrs, name))
     inputs = [int(x) for x in (sg.inputs if sg.inputs is not None else [])]
     outputs = [int(x) for x in (sg.outputs if sg.outputs is not None else [])]
-    return Graph(tensors, ops, inputs, outputs, name=_decode(sg.name) or "model")
+    graph = Graph(tensors, ops, inputs, outputs, name=_decode(sg.name) or "model")
+    # Variable tensors (state kept between invocations: SVDF, LSTM) are written back as such.
+    variables = [i for i, t in enumerate(sg.tensors or []) if t.isVariable]
+    if variables:
+        graph.meta["variable_tensors"] = variables
+    return graph
 
 
 def graph_to_tflite(graph: Graph) -> bytes:
@@ -238,12 +245,14 @@ def graph_to_tflite(graph: Graph) -> bytes:
     sg = schema.SubGraphT()
     sg.name = graph.name
     sg.tensors = []
-    for t in graph.tensors:
+    variables = set(graph.meta.get("variable_tensors", []))
+    for i, t in enumerate(graph.tensors):
         st = schema.TensorT()
         st.name = t.name
         st.shape = np.asarray(t.shape, dtype=np.int32)
         st.type = _TENSOR_TYPE_CODES[t.dtype]
         st.buffer = 0
+        st.isVariable = i in variables
         if t.data is not None:
             b = schema.BufferT()
             b.data = np.frombuffer(np.ascontiguousarray(t.data, dtype=np_dtype(t.dtype)).tobytes(), np.uint8)
@@ -267,6 +276,8 @@ def graph_to_tflite(graph: Graph) -> bytes:
         so.opcodeIndex = opcodes.index(key)
         so.inputs = np.asarray(op.inputs, dtype=np.int32)
         so.outputs = np.asarray(op.outputs, dtype=np.int32)
+        if op.attrs.get("_intermediates"):
+            so.intermediates = np.asarray(op.attrs["_intermediates"], dtype=np.int32)
         options = _attrs_to_options(op.attrs)
         if options is not None:
             so.builtinOptionsType = _option_type_code(op.attrs["_options"])

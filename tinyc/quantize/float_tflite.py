@@ -87,8 +87,9 @@ def check_float_model(data: bytes, source: str) -> None:
 
 
 def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *, per_tensor: bool = False,
-                          io: str = "int8") -> bytes:
-    """Calibrate a float flatbuffer with `representative` and quantize it to full int8."""
+                          io: str = "int8", activations: str = "int8") -> bytes:
+    """Calibrate a float flatbuffer with `representative` and quantize it to full int8 (or 16x8:
+    activations="int16", int16 activations and I/O)."""
 
     quiet_tf_env()
     with captured_output():
@@ -96,14 +97,16 @@ def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *
         from tensorflow.lite.python.convert import mlir_quantize
         from tensorflow.lite.python.optimize import calibrator as _calibrator
 
-    io_type = tf.int8 if io == "int8" else tf.float32
+    int_type = tf.int16 if activations == "int16" else tf.int8
+    io_type = int_type if io == "int8" else tf.float32
+    inference_type = 6 if activations == "int16" else 9   # types_pb2.QUANTIZED_INT16 / QUANTIZED_INT8
     try:
         with captured_output():
             prepared = _calibrator.add_intermediate_tensors(data)
             calibrated = _calibrator.Calibrator(prepared).calibrate(representative)
             quantized = mlir_quantize(
                 calibrated, disable_per_channel=bool(per_tensor), input_data_type=io_type,
-                output_data_type=io_type)
+                output_data_type=io_type, inference_type=inference_type)
     except TinycError:
         raise
     except Exception as e:

@@ -26,6 +26,9 @@ from tinyc.errors import TinycError, UnsupportedError
 # Which Keras layers tinyc supports is judged on the converted graph (tinyc.codegen's check
 # names the op a layer lowers to), not on class names: Conv1D, SeparableConv2D, Rescaling or
 # swish lower to ops tinyc has. Here only what the converter path itself cannot take is refused.
+# TensorFlow 2.21's converter dies (SIGSEGV) calibrating a Keras 3 LSTM or GRU layer for int8 in
+# its fused form; unrolled (one set of matmuls and activations per time step) they convert.
+RECURRENT_LAYERS = ("LSTM", "GRU")
 
 
 def quiet_tf_env() -> None:
@@ -197,9 +200,17 @@ def _batch_one(model):
     import keras
 
     shape = input_shape(model)
+
+    def unrolled(layer):
+        config = layer.get_config()
+        if type(layer).__name__ in RECURRENT_LAYERS:
+            config["unroll"] = True   # see RECURRENT_LAYERS
+        return type(layer).from_config(config)
+
     try:
         with captured_output():
-            clone = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=shape))
+            clone = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=shape),
+                                             clone_function=unrolled)
             clone.set_weights(model.get_weights())
         return clone
     except Exception:
@@ -244,12 +255,13 @@ def convert_float(path_or_model) -> bytes:
 
 
 def convert_int8(path_or_model, representative: Callable[[], Iterable], *, per_tensor: bool = False,
-                 io: str = "int8") -> bytes:
+                 io: str = "int8", activations: str = "int8") -> bytes:
     """Full-int8 `.tflite` through the converter's post-training quantization.
 
     `representative` is a generator function yielding `[sample]` lists (sample shaped like the
     input, batch 1, float32). io="int8" makes the model's input and output int8; io="float"
-    keeps float32 I/O, with QUANTIZE / DEQUANTIZE ops at the edges.
+    keeps float32 I/O, with QUANTIZE / DEQUANTIZE ops at the edges. activations="int16": the
+    converter's 16x8 mode (int16 activations and I/O, int8 weights, int64 bias).
     """
     import tensorflow as tf
 
@@ -257,9 +269,11 @@ def convert_int8(path_or_model, representative: Callable[[], Iterable], *, per_t
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if activations == "int16":
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     if io == "int8":
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
+        conv.inference_input_type = tf.int16 if activations == "int16" else tf.int8
+        conv.inference_output_type = tf.int16 if activations == "int16" else tf.int8
     conv._experimental_disable_per_channel = bool(per_tensor)  # noqa: SLF001 (documented converter flag)
     return _run_converter(conv)
 

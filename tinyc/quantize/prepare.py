@@ -30,6 +30,7 @@ from tinyc.progress import Progress, report as report_progress
 from tinyc.quantize import float_tflite as ft
 from tinyc.quantize import keras as kf
 from tinyc.quantize.calibration import check_samples, load_samples, random_samples
+from tinyc.quantize.precision import PrecisionOptions, apply_precision
 from tinyc.quantize.sqnr import layer_report
 
 REPORT_SAMPLES = 64  # samples of the calibration data used by the per-layer report
@@ -97,7 +98,8 @@ def prepare_int8(path, *, calib=None, calib_random=None, per_tensor: bool = Fals
 
 def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_tensor: bool = False,
                    io: str = "int8", progress: Progress | None = None,
-                   check: Callable[[bytes], None] | None = None) -> PreparedModel:
+                   check: Callable[[bytes], None] | None = None,
+                   precision: PrecisionOptions | None = None) -> PreparedModel:
     """A float model (`fmt` from tinyc.frontend.model_format) -> full-int8 .tflite + report.
 
     `check(int8_bytes)` runs before any LiteRT interpreter sees the int8 model (tinyc.convert
@@ -166,4 +168,14 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
     report_progress(progress, "report", n_report, n_report)
     report.update({"source": str(path), "source_kind": kind, "calibration_samples": int(len(samples)),
                    "calibration": "random" if calib_random else "data", "per_channel": not per_tensor, "io": io})
+    # 5. 16x8 layers (--precision): the 16x8 conversion of the same model and samples, mixed in
+    if precision is not None and precision.needs_16x8:
+        if kind == "keras":
+            s16_bytes = kf.convert_int8(keras_model, rep, per_tensor=per_tensor, io=io, activations="int16")
+        elif kind == "saved_model":
+            s16_bytes = kf.convert_int8(path, rep, per_tensor=per_tensor, io=io, activations="int16")
+        else:
+            s16_bytes = ft.quantize_float_tflite(float_bytes, rep, per_tensor=per_tensor, io=io, activations="int16")
+        int8_bytes, layers = apply_precision(int8_bytes, s16_bytes, precision, report)
+        report["precision"] = {"mode": precision.precision, "layers_16x8": layers}
     return PreparedModel(int8_bytes, fm, report, warnings)

@@ -84,22 +84,30 @@ class OpSpec:
 
 
 REGISTRY: dict[str, OpSpec] = {}
-_pending_checks: dict[str, Callable] = {}
+# Variants for int16 activations (16x8: int16 activations, int8 weights), by op kind; an op
+# whose non-constant inputs or outputs include an int16 tensor uses its kind's variant here
+# when there is one (see spec_for_op).
+REGISTRY_S16: dict[str, OpSpec] = {}
+_pending_checks: dict[tuple[str, str], Callable] = {}
 
 
-def register(kind: str, kernels: list[str]):
+def _table(dtype: str) -> dict[str, OpSpec]:
+    return REGISTRY_S16 if dtype == "int16" else REGISTRY
+
+
+def register(kind: str, kernels: list[str], dtype: str = "int8"):
     def deco(fn):
-        REGISTRY[kind] = OpSpec(kind, list(kernels), fn, _pending_checks.pop(kind, None))
+        _table(dtype)[kind] = OpSpec(kind, list(kernels), fn, _pending_checks.pop((kind, dtype), None))
         return fn
     return deco
 
 
-def checker(kind: str):
+def checker(kind: str, dtype: str = "int8"):
     def deco(fn):
-        if kind in REGISTRY:
-            REGISTRY[kind].check = fn
+        if kind in _table(dtype):
+            _table(dtype)[kind].check = fn
         else:
-            _pending_checks[kind] = fn
+            _pending_checks[(kind, dtype)] = fn
         return fn
     return deco
 
@@ -112,18 +120,31 @@ def _load_all() -> None:
 
 def supported_ops() -> list[str]:
     _load_all()
-    return sorted(REGISTRY)
+    return sorted(set(REGISTRY) | set(REGISTRY_S16))
 
 
-def spec_for(kind: str) -> OpSpec | None:
+def spec_for(kind: str, dtype: str = "int8") -> OpSpec | None:
     _load_all()
-    return REGISTRY.get(kind)
+    return (REGISTRY_S16.get(kind) if dtype == "int16" else None) or REGISTRY.get(kind)
+
+
+def activation_dtype(graph, op) -> str:
+    """"int16" when a non-constant input or an output of op is int16 (a 16x8 layer, or a
+    QUANTIZE into or out of one), else "int8"."""
+    for t in list(op.inputs) + list(op.outputs):
+        if t >= 0 and graph.tensors[t].dtype == "int16" and not graph.tensors[t].is_const:
+            return "int16"
+    return "int8"
+
+
+def spec_for_op(graph, op) -> OpSpec | None:
+    return spec_for(op.kind, activation_dtype(graph, op))
 
 
 def check_op(graph, op_index: int) -> None:
     """Raise UnsupportedError if op `op_index` cannot be compiled."""
     op = graph.ops[op_index]
-    spec = spec_for(op.kind)
+    spec = spec_for_op(graph, op)
     if spec is None:
         raise UnsupportedError(
             f"op {op_index} ({op.name or op.kind}) is {op.kind}, which tinyc does not support; "

@@ -87,9 +87,9 @@ def _check_binary(graph, op, kind: str) -> None:
         raise UnsupportedError(f"{kind} '{name}': {e}") from None
 
 
-def add_params(s1: float, s2: float, s_out: float) -> dict:
-    """TFLite add.cc Prepare for 8-bit: left shift and three (multiplier, shift) pairs."""
-    left_shift = 20
+def add_params(s1: float, s2: float, s_out: float, left_shift: int = 20) -> dict:
+    """TFLite add.cc Prepare for 8-bit (left shift 20) and general 16-bit (15): the left shift
+    and three (multiplier, shift) pairs."""
     twice_max_input_scale = 2.0 * float(max(np.float32(s1), np.float32(s2)))
     real1 = float(np.float32(s1)) / twice_max_input_scale
     real2 = float(np.float32(s2)) / twice_max_input_scale
