@@ -21,3 +21,19 @@ def mlperf_dir() -> Path:
     if not MLPERF.is_dir():
         pytest.fail(f"{MLPERF} is missing: the tests need ../shared beside the repo")
     return MLPERF
+
+
+@pytest.fixture
+def started_emulators(monkeypatch):
+    """Every QemuProcess started during the test, in start order."""
+    from tinyc.runners import qemu
+
+    started = []
+    orig_init = qemu.QemuProcess.__init__
+
+    def init(self, *a, **k):
+        orig_init(self, *a, **k)
+        started.append(self)
+
+    monkeypatch.setattr(qemu.QemuProcess, "__init__", init)
+    return started

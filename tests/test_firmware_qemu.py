@@ -175,17 +175,10 @@ def test_noisy_relay_200_samples_all_accounted_for(models, tmp_path):
     assert sum(st.garbage_bytes.values()) > 0 and sum(st.dropped_frames.values()) > 0
 
 
-def test_emulator_dying_midrun_keeps_partial_report(models, tmp_path, monkeypatch):
+def test_emulator_dying_midrun_keeps_partial_report(models, tmp_path, started_emulators):
     board = load_board("mps2-an386")
     out = models["ad01_int8"]
-    started = []
-    orig_init = qemu.QemuProcess.__init__
-
-    def init(self, *a, **k):
-        orig_init(self, *a, **k)
-        started.append(self)
-
-    monkeypatch.setattr(qemu.QemuProcess, "__init__", init)
+    started = started_emulators
     relays = []
 
     def wrap(pty):

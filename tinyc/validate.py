@@ -21,6 +21,7 @@ from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
 from tinyc.progress import Progress, report as report_progress
 from tinyc.reference import Reference
 from tinyc.runners import open_session
+from tinyc.runners.pool import PoolEvents, infer_sharded
 from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, to_record
 
 
@@ -38,6 +39,7 @@ class Summary:
     layer_cycles_sum: list[int] | None = None
     error: str | None = None
     report_path: str | None = None
+    lost_sessions: list[str] = field(default_factory=list)   # sessions that died (their samples ran elsewhere)
 
     @property
     def passed(self) -> bool:
@@ -58,6 +60,8 @@ class Summary:
             d["layer_cycles_mean"] = [c / self.samples for c in self.layer_cycles_sum]
         if self.error:
             d["error"] = self.error
+        if self.lost_sessions:
+            d["lost_sessions"] = self.lost_sessions
         return d
 
 
@@ -69,7 +73,9 @@ def _is_classifier(outputs: list[TensorInfo]) -> bool:
 def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
              labels: np.ndarray | None = None, report: Path | None = None,
              progress: Progress | None = None, session_options: dict | None = None,
-             manifest: Manifest | None = None) -> Summary:
+             manifest: Manifest | None = None, jobs: int = 1, ports: list[str] | None = None) -> Summary:
+    """Run `samples` on `jobs` sessions of `board` (one per port of `ports` when given) and
+    compare each output with the reference; report rows are written in sample order."""
     outdir = Path(outdir)
     manifest = manifest if manifest is not None else load_manifest(outdir)
     outputs = manifest.outputs
@@ -82,59 +88,71 @@ def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
         report.parent.mkdir(parents=True, exist_ok=True)
         report_file = report.open("a", buffering=1)
         summary.report_path = str(report)
+    open_one = _session_opener(board, outdir, manifest, session_options or {}, ports)
+    pool_events = PoolEvents()
     try:
-        with open_session(board, outdir, manifest=manifest, **(session_options or {})) as session:
-            for i, sample in enumerate(samples):
-                expected = ref.run(*sample)
-                result = session.infer(to_record(sample))
-                got = from_record(result.output, outputs)
-                diffs = [float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) if g.size else 0.0
-                         for g, e in zip(got, expected)]
-                exact = all(g.tobytes() == e.astype(g.dtype).tobytes() for g, e in zip(got, expected))
-                summary.samples += 1
-                summary.bit_exact += int(exact)
-                summary.max_abs_diff = [max(a, b) for a, b in zip(summary.max_abs_diff, diffs)]
-                row = {"index": i, "bit_exact": exact, "max_abs_diff": max(diffs) if diffs else 0.0}
-                if classifier:
-                    pred, want = int(np.argmax(got[0])), int(np.argmax(expected[0]))
-                    summary.top1_total += 1
-                    summary.top1_agree += int(pred == want)
-                    row["top1"] = pred
-                    row["top1_reference"] = want
-                    if labels is not None and i < len(labels):
-                        summary.labelled += 1
-                        summary.correct += int(pred == int(labels[i]))
-                        row["label"] = int(labels[i])
-                if result.cycles is not None:
-                    summary.cycles.append(int(result.cycles))
-                    summary.cycle_unit = result.cycle_unit
-                    row["instructions" if result.cycle_unit == "instructions" else
-                        ("ns" if result.cycle_unit == "ns" else "cycles")] = int(result.cycles)
-                if result.layer_cycles:
-                    row["layer_" + ("instructions" if result.cycle_unit == "instructions" else "cycles")] = \
-                        list(result.layer_cycles)
-                    if summary.layer_cycles_sum is None:
-                        summary.layer_cycles_sum = [0] * len(result.layer_cycles)
-                    summary.layer_cycles_sum = [a + b for a, b in zip(summary.layer_cycles_sum, result.layer_cycles)]
-                if report_file:
-                    report_file.write(json.dumps(row) + "\n")
-                report_progress(progress, "validate", i + 1, len(samples))
+        records = [to_record(s) for s in samples]
+        for i, result in infer_sharded(open_one, records, jobs, pool_events):
+            sample = samples[i]
+            expected = ref.run(*sample)
+            got = from_record(result.output, outputs)
+            diffs = [float(np.max(np.abs(g.astype(np.float64) - e.astype(np.float64)))) if g.size else 0.0
+                     for g, e in zip(got, expected)]
+            exact = all(g.tobytes() == e.astype(g.dtype).tobytes() for g, e in zip(got, expected))
+            summary.samples += 1
+            summary.bit_exact += int(exact)
+            summary.max_abs_diff = [max(a, b) for a, b in zip(summary.max_abs_diff, diffs)]
+            row = {"index": i, "bit_exact": exact, "max_abs_diff": max(diffs) if diffs else 0.0}
+            if classifier:
+                pred, want = int(np.argmax(got[0])), int(np.argmax(expected[0]))
+                summary.top1_total += 1
+                summary.top1_agree += int(pred == want)
+                row["top1"] = pred
+                row["top1_reference"] = want
+                if labels is not None and i < len(labels):
+                    summary.labelled += 1
+                    summary.correct += int(pred == int(labels[i]))
+                    row["label"] = int(labels[i])
+            if result.cycles is not None:
+                summary.cycles.append(int(result.cycles))
+                summary.cycle_unit = result.cycle_unit
+                row["instructions" if result.cycle_unit == "instructions" else
+                    ("ns" if result.cycle_unit == "ns" else "cycles")] = int(result.cycles)
+            if result.layer_cycles:
+                row["layer_" + ("instructions" if result.cycle_unit == "instructions" else "cycles")] = \
+                    list(result.layer_cycles)
+                if summary.layer_cycles_sum is None:
+                    summary.layer_cycles_sum = [0] * len(result.layer_cycles)
+                summary.layer_cycles_sum = [a + b for a, b in zip(summary.layer_cycles_sum, result.layer_cycles)]
+            if report_file:
+                report_file.write(json.dumps(row) + "\n")
+            report_progress(progress, "validate", summary.samples, len(samples))
     except TinycError as exc:
         summary.error = str(exc)
         if report_file:
             report_file.write(json.dumps({"error": str(exc), "after_samples": summary.samples,
                                           "time": time.time()}) + "\n")
     finally:
+        summary.lost_sessions = pool_events.lost
         if report_file:
             report_file.close()
     return summary
 
 
+def _session_opener(board: Board, outdir: Path, manifest: Manifest, options: dict, ports: list[str] | None):
+    """open_one(k) for the pool: session k of board, on ports[k] when ports are given."""
+    def open_one(k: int):
+        extra = {"port": ports[k]} if ports else {}
+        return open_session(board, outdir, manifest=manifest, **{**options, **extra})
+    return open_one
+
+
 def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | None, labels_path: Path | None,
                     n_random: int | None, seed: int, report: Path | None, port: str | None,
-                    progress: Progress | None = None) -> tuple[Summary, Board, Manifest]:
+                    progress: Progress | None = None, jobs: int | None = None) -> tuple[Summary, Board, Manifest]:
     """`tinyc validate` as one call: samples from --input and/or random ones, a build when
-    missing or stale, then `validate`. Reads tinyc.json once."""
+    missing or stale, then `validate` over `jobs` sessions (one per port of a
+    comma-separated `port`). Reads tinyc.json once."""
     outdir = Path(outdir)
     manifest = load_manifest(outdir)
     board = load_board(board_name or manifest.board or "host")
@@ -150,7 +168,21 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
         labels = np.load(labels_path).reshape(-1)
         if input_path is None or len(labels) != len(samples) - (n_random or 0):
             raise TinycError(f"--labels has {len(labels)} entries; give one per --input sample")
+    ports, jobs = _ports_and_jobs(port, jobs)
     _, manifest = build_and_record(outdir, board, manifest)
     summary = validate(outdir, board, samples, labels=labels, report=report, progress=progress,
-                       session_options={"port": port} if port else {}, manifest=manifest)
+                       manifest=manifest, jobs=jobs, ports=ports)
     return summary, board, manifest
+
+
+def _ports_and_jobs(port: str | None, jobs: int | None) -> tuple[list[str] | None, int]:
+    """--port P1,P2 and --jobs N: one session per port; N defaults to the number of ports."""
+    ports = [p.strip() for p in port.split(",") if p.strip()] if port else None
+    if jobs is None:
+        jobs = len(ports) if ports else 1
+    if jobs < 1:
+        raise TinycError(f"--jobs must be at least 1, not {jobs}")
+    if ports and jobs > len(ports):
+        raise TinycError(f"--jobs {jobs} needs {jobs} serial ports, --port gives {len(ports)}: "
+                         "name one port per board, comma-separated")
+    return ports, jobs

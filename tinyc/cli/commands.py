@@ -124,11 +124,15 @@ def run_cmd(outdir, board, input_path, output_path, port):
 @click.option("--random", "n_random", type=int, default=None, help="Validate on N random inputs (default 100 when no --input).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--report", type=click.Path(path_type=Path), help="JSON Lines file: one object per sample, written as it arrives.")
-@click.option("--port", default=None, help="Serial device of a real board.")
-def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port):
+@click.option("--port", default=None, help="Serial device of a real board; several boards: P1,P2,...")
+@click.option("--jobs", type=int, default=None,
+              help="Board sessions to share the samples (emulator instances, or one per --port). Default 1, or one per port.")
+def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port, jobs):
     """Run OUTDIR's model on a board and on LiteRT's reference kernels; compare every byte."""
     summary, b, manifest = validate_outdir(outdir, board, input_path, labels, n_random, seed, report, port,
-                                           progress=bar)
+                                           progress=bar, jobs=jobs)
+    for lost in summary.lost_sessions:
+        _echo_err(f"warning: a board session was lost (its samples ran on another): {lost}")
     for line in validate_lines(outdir, b.name, summary, manifest):
         click.echo(line)
     if summary.error:
