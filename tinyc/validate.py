@@ -19,6 +19,7 @@ from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
 from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
 from tinyc.progress import Progress, report as report_progress
+from tinyc.probes import resolve_port
 from tinyc.reference import Reference
 from tinyc.runners import open_session
 from tinyc.runners.pool import PoolEvents, infer_sharded
@@ -40,6 +41,7 @@ class Summary:
     error: str | None = None
     report_path: str | None = None
     lost_sessions: list[str] = field(default_factory=list)   # sessions that died (their samples ran elsewhere)
+    notes: list[str] = field(default_factory=list)           # e.g. which serial port --port auto chose
 
     @property
     def passed(self) -> bool:
@@ -168,15 +170,21 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
         labels = np.load(labels_path).reshape(-1)
         if input_path is None or len(labels) != len(samples) - (n_random or 0):
             raise TinycError(f"--labels has {len(labels)} entries; give one per --input sample")
-    ports, jobs = _ports_and_jobs(port, jobs)
+    ports, jobs, note = _ports_and_jobs(board, port, jobs)
     _, manifest = build_and_record(outdir, board, manifest)
     summary = validate(outdir, board, samples, labels=labels, report=report, progress=progress,
                        manifest=manifest, jobs=jobs, ports=ports)
+    if note:
+        summary.notes.append(note)
     return summary, board, manifest
 
 
-def _ports_and_jobs(port: str | None, jobs: int | None) -> tuple[list[str] | None, int]:
-    """--port P1,P2 and --jobs N: one session per port; N defaults to the number of ports."""
+def _ports_and_jobs(board: Board, port: str | None, jobs: int | None) -> tuple[list[str] | None, int, str | None]:
+    """--port P1,P2 and --jobs N: one session per port; N defaults to the number of ports.
+    A real board's `auto` port is found by its probe's USB ids (the third item says which)."""
+    note = None
+    if port is None or port == "auto":
+        port, note = resolve_port(board, port)
     ports = [p.strip() for p in port.split(",") if p.strip()] if port else None
     if jobs is None:
         jobs = len(ports) if ports else 1
@@ -185,4 +193,4 @@ def _ports_and_jobs(port: str | None, jobs: int | None) -> tuple[list[str] | Non
     if ports and jobs > len(ports):
         raise TinycError(f"--jobs {jobs} needs {jobs} serial ports, --port gives {len(ports)}: "
                          "name one port per board, comma-separated")
-    return ports, jobs
+    return ports, jobs, note

@@ -131,6 +131,8 @@ def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port
     """Run OUTDIR's model on a board and on LiteRT's reference kernels; compare every byte."""
     summary, b, manifest = validate_outdir(outdir, board, input_path, labels, n_random, seed, report, port,
                                            progress=bar, jobs=jobs)
+    for note in summary.notes:
+        _echo_err(f"note: {note}")
     for lost in summary.lost_sessions:
         _echo_err(f"warning: a board session was lost (its samples ran on another): {lost}")
     for line in validate_lines(outdir, b.name, summary, manifest):
