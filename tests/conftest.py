@@ -37,3 +37,16 @@ def started_emulators(monkeypatch):
 
     monkeypatch.setattr(qemu.QemuProcess, "__init__", init)
     return started
+
+
+@pytest.fixture(scope="session")
+def kws_an386(tmp_path_factory, mlperf_dir):
+    """kws_ref_model converted and built for mps2-an386 (once per run)."""
+    from tinyc.boards import load_board
+    from tinyc.build import build
+    from tinyc.convert import convert
+
+    out = tmp_path_factory.mktemp("kws_an386") / "kws"
+    convert(mlperf_dir / "kws_ref_model.tflite", out)
+    build(out, load_board("mps2-an386"))
+    return out

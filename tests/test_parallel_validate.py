@@ -13,13 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from faultrelay import FaultRelay
 from tinyc.boards import load_board
-from tinyc.build import build
-from tinyc.convert import convert
 from tinyc.errors import TinycError
 from tinyc.link import T_RESULT, decode_frame
 from tinyc.outdir import load_manifest
@@ -31,21 +30,17 @@ from tinyc.validate import validate, validate_outdir
 N = 10
 
 
-@pytest.fixture(scope="module")
-def kws(tmp_path_factory, mlperf_dir):
-    out = tmp_path_factory.mktemp("par") / "kws"
-    convert(mlperf_dir / "kws_ref_model.tflite", out)
-    build(out, load_board("mps2-an386"))
-    return out
-
-
 def _rows(path):
     return [json.loads(l) for l in path.read_text().splitlines()]
 
 
 def _killing_wrapper(started_emulators, relays, after_results, victims):
-    """link_wrapper: a relay in front of each emulator; the first `victims` emulators are
-    killed once `after_results` RESULT frames have reached the host through their relay."""
+    """link_wrapper: a relay in front of each emulator; an emulator is killed once
+    `after_results` RESULT frames have reached the host through its relay, until `victims`
+    are dead (the first to get there dies first, however the jobs were scheduled)."""
+    killed = []
+    lock = threading.Lock()
+
     def is_result(unit):
         frame = decode_frame(unit[:-1])
         return frame is not None and frame.type == T_RESULT
@@ -53,33 +48,38 @@ def _killing_wrapper(started_emulators, relays, after_results, victims):
     def wrap(pty):
         relay = FaultRelay(pty)
         relays.append(relay)
-        if len(relays) <= victims:
-            victim = next(e for e in started_emulators if e.pty == pty)   # jobs start in parallel
-            relay.after_frames(after_results, lambda: os.kill(victim.pid, signal.SIGKILL), match=is_result)
+        victim = next(e for e in started_emulators if e.pty == pty)   # jobs start in parallel
+
+        def kill():
+            with lock:
+                if len(killed) < victims:
+                    killed.append(victim)
+                    os.kill(victim.pid, signal.SIGKILL)
+        relay.after_frames(after_results, kill, match=is_result)
         return relay.path
     return wrap
 
 
-def _validate_killing(kws, report, started_emulators, *, after_results, victims):
+def _validate_killing(kws_an386, report, started_emulators, *, after_results, victims):
     """validate N samples over 2 emulators, the first `victims` killed after `after_results`."""
     relays = []
     wrap = _killing_wrapper(started_emulators, relays, after_results, victims)
-    samples = random_inputs(load_manifest(kws).inputs, N, seed=5)
+    samples = random_inputs(load_manifest(kws_an386).inputs, N, seed=5)
     try:
-        return validate(kws, load_board("mps2-an386"), samples, report=report, jobs=2,
+        return validate(kws_an386, load_board("mps2-an386"), samples, report=report, jobs=2,
                         session_options={"link_wrapper": wrap, "timeout": 5.0})
     finally:
         for r in relays:
             r.close()
 
 
-def test_jobs_2_gives_the_rows_of_jobs_1(kws, tmp_path, started_emulators):
+def test_jobs_2_gives_the_rows_of_jobs_1(kws_an386, tmp_path, started_emulators):
     board = load_board("mps2-an386")
-    samples = random_inputs(load_manifest(kws).inputs, N, seed=5)
+    samples = random_inputs(load_manifest(kws_an386).inputs, N, seed=5)
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
-    s1 = validate(kws, board, samples, report=one, jobs=1)
+    s1 = validate(kws_an386, board, samples, report=one, jobs=1)
     assert len(started_emulators) == 1
-    s2 = validate(kws, board, samples, report=two, jobs=2)
+    s2 = validate(kws_an386, board, samples, report=two, jobs=2)
     assert len(started_emulators) == 3          # two more: one per job
     assert s1.error is None and s2.error is None, (s1.error, s2.error)
     assert s1.bit_exact == s2.bit_exact == N
@@ -89,25 +89,25 @@ def test_jobs_2_gives_the_rows_of_jobs_1(kws, tmp_path, started_emulators):
     assert s2.cycles == s1.cycles and s2.lost_sessions == []
 
 
-def test_pool_outputs_equal_one_session(kws):
+def test_pool_outputs_equal_one_session(kws_an386):
     board = load_board("mps2-an386")
-    manifest = load_manifest(kws)
+    manifest = load_manifest(kws_an386)
     records = [to_record(s) for s in random_inputs(manifest.inputs, 6, seed=9)]
-    with open_session(board, kws, manifest=manifest) as s:
+    with open_session(board, kws_an386, manifest=manifest) as s:
         single = [r.output for r in s.infer_many(records)]
 
     def open_one(k):
-        return open_session(board, kws, manifest=manifest)
+        return open_session(board, kws_an386, manifest=manifest)
     got = list(infer_sharded(open_one, records, 2))
     assert [i for i, _ in got] == list(range(6))
     assert [r.output for _, r in got] == single
 
 
-def test_session_killed_midrun_loses_no_sample(kws, tmp_path, started_emulators):
-    """The first emulator is killed after 3 results: its in-flight sample is run again on
+def test_session_killed_midrun_loses_no_sample(kws_an386, tmp_path, started_emulators):
+    """The first emulator to return 3 results is killed: its in-flight sample is run again on
     the other, and the report still has every sample once, in order, all bit-exact."""
     report = tmp_path / "killed.jsonl"
-    s = _validate_killing(kws, report, started_emulators, after_results=3, victims=1)
+    s = _validate_killing(kws_an386, report, started_emulators, after_results=3, victims=1)
     assert s.error is None, s.as_dict()
     assert s.samples == N and s.bit_exact == N
     assert len(s.lost_sessions) == 1 and "exited" in s.lost_sessions[0]
@@ -116,9 +116,9 @@ def test_session_killed_midrun_loses_no_sample(kws, tmp_path, started_emulators)
     assert [r["index"] for r in rows] == list(range(N)) and all(r["bit_exact"] for r in rows)
 
 
-def test_all_sessions_dying_keeps_what_was_measured_in_order(kws, tmp_path, started_emulators):
+def test_all_sessions_dying_keeps_what_was_measured_in_order(kws_an386, tmp_path, started_emulators):
     report = tmp_path / "dead.jsonl"
-    s = _validate_killing(kws, report, started_emulators, after_results=2, victims=2)
+    s = _validate_killing(kws_an386, report, started_emulators, after_results=2, victims=2)
     assert s.error is not None and "all 2 board sessions failed" in s.error and "mid-run" in s.error
     assert s.samples == 4 and s.bit_exact == 4
     rows = _rows(report)
@@ -127,14 +127,14 @@ def test_all_sessions_dying_keeps_what_was_measured_in_order(kws, tmp_path, star
     assert "error" in rows[-1]
 
 
-def test_more_jobs_than_ports_is_refused(kws):
+def test_more_jobs_than_ports_is_refused(kws_an386):
     with pytest.raises(TinycError, match=r"--jobs 3 needs 3 serial ports, --port gives 2"):
-        validate_outdir(kws, "mps2-an386", None, None, 2, 0, None, "/dev/ttyACM0,/dev/ttyACM1", jobs=3)
+        validate_outdir(kws_an386, "mps2-an386", None, None, 2, 0, None, "/dev/ttyACM0,/dev/ttyACM1", jobs=3)
 
 
-def test_cli_jobs_2(kws, tmp_path):
+def test_cli_jobs_2(kws_an386, tmp_path):
     report = tmp_path / "cli.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "tinyc.cli", "validate", str(kws), "--board", "mps2-an386",
+    proc = subprocess.run([sys.executable, "-m", "tinyc.cli", "validate", str(kws_an386), "--board", "mps2-an386",
                            "--random", "4", "--jobs", "2", "--report", str(report)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -13,13 +13,12 @@ Board TOML:
 
 from __future__ import annotations
 
-import shlex
 import shutil
-import subprocess
 from pathlib import Path
 
 from tinyc.boards import Board
 from tinyc.errors import TinycError
+from tinyc.tools import run_checked
 
 TOOLS = ("pyocd", "openocd", "st-flash")
 # how each command-line tool is told which probe to use
@@ -83,15 +82,7 @@ def flash_firmware(board: Board, elf: Path, *, tool: str | None = None, probe: s
     if shutil.which(argv[0]) is None:
         raise TinycError(f"{argv[0]} not found: install it (apt: {'stlink-tools' if tool == 'st-flash' else tool}) "
                          "or use --tool pyocd")
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise TinycError(f"{tool} did not finish flashing {board.name} within {TIMEOUT:g} s: "
-                         "is the board connected?") from None
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise TinycError(f"{tool} failed to flash {board.name}: {lines[-1] if lines else proc.returncode} "
-                         f"(ran: {shlex.join(argv)})")
+    run_checked(argv, f"{tool} flashing {board.name}", TIMEOUT, "is the board connected?")
     return tool
 
 

@@ -151,10 +151,12 @@ def _session_opener(board: Board, outdir: Path, manifest: Manifest, options: dic
 
 def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | None, labels_path: Path | None,
                     n_random: int | None, seed: int, report: Path | None, port: str | None,
-                    progress: Progress | None = None, jobs: int | None = None) -> tuple[Summary, Board, Manifest]:
+                    progress: Progress | None = None, jobs: int | None = None, labgrid: Path | None = None,
+                    place: str | None = None) -> tuple[Summary, Board, Manifest]:
     """`tinyc validate` as one call: samples from --input and/or random ones, a build when
     missing or stale, then `validate` over `jobs` sessions (one per port of a
-    comma-separated `port`). Reads tinyc.json once."""
+    comma-separated `port`), or on the labgrid target of ENV.yaml `labgrid` (at `place`).
+    Reads tinyc.json once."""
     outdir = Path(outdir)
     manifest = load_manifest(outdir)
     board = load_board(board_name or manifest.board or "host")
@@ -170,10 +172,16 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
         labels = np.load(labels_path).reshape(-1)
         if input_path is None or len(labels) != len(samples) - (n_random or 0):
             raise TinycError(f"--labels has {len(labels)} entries; give one per --input sample")
-    ports, jobs, note = _ports_and_jobs(board, port, jobs)
+    options, ports, note = {}, None, None
+    if labgrid is not None:
+        if (jobs or 1) > 1 or port:
+            raise TinycError("--labgrid runs on the one place the environment names: drop --jobs and --port")
+        options, jobs = {"labgrid": labgrid, "place": place}, 1
+    else:
+        ports, jobs, note = _ports_and_jobs(board, port, jobs)
     _, manifest = build_and_record(outdir, board, manifest)
     summary = validate(outdir, board, samples, labels=labels, report=report, progress=progress,
-                       manifest=manifest, jobs=jobs, ports=ports)
+                       manifest=manifest, jobs=jobs, ports=ports, session_options=options)
     if note:
         summary.notes.append(note)
     return summary, board, manifest

@@ -127,10 +127,13 @@ def run_cmd(outdir, board, input_path, output_path, port):
 @click.option("--port", default=None, help="Serial device of a real board; several boards: P1,P2,...")
 @click.option("--jobs", type=int, default=None,
               help="Board sessions to share the samples (emulator instances, or one per --port). Default 1, or one per port.")
-def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port, jobs):
+@click.option("--labgrid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labgrid environment (ENV.yaml): flash and talk to its target through its drivers.")
+@click.option("--place", default=None, help="With --labgrid: the labgrid place to acquire (and release afterwards).")
+def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port, jobs, labgrid, place):
     """Run OUTDIR's model on a board and on LiteRT's reference kernels; compare every byte."""
     summary, b, manifest = validate_outdir(outdir, board, input_path, labels, n_random, seed, report, port,
-                                           progress=bar, jobs=jobs)
+                                           progress=bar, jobs=jobs, labgrid=labgrid, place=place)
     for note in summary.notes:
         _echo_err(f"note: {note}")
     for lost in summary.lost_sessions:

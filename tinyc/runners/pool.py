@@ -123,8 +123,6 @@ def infer_sharded(open_one: Callable[[int], Session], records: list[bytes], jobs
                 continue
             # a session was lost (failed to open, or mid-run)
             live -= 1
-            if events_out is not None:
-                events_out.lost.append(value)
             tries = work.give_back(i) if i is not None else 0
             if live == 0:
                 failure = value if jobs == 1 else f"all {jobs} board sessions failed; the last said: {value}"
@@ -132,6 +130,8 @@ def infer_sharded(open_one: Callable[[int], Session], records: list[bytes], jobs
             if tries >= MAX_TRIES:
                 failure = f"sample {i} failed on {MAX_TRIES} board sessions; the last said: {value}"
                 break
+            if events_out is not None:   # survived: the others carry on
+                events_out.lost.append(value)
         if failure is not None:
             for i in sorted(ready):
                 yield i, ready[i]

@@ -51,8 +51,9 @@ class BoardSession:
     replies, board resets)."""
 
     def __init__(self, link: Link, board: Board, *, emulated: bool, timeout: float = DEFAULT_TIMEOUT,
-                 on_close=None, expect_inputs: int | None = None):
+                 on_close=None, expect_inputs: int | None = None, say_exit: bool = True):
         self.link = link
+        self.say_exit = say_exit    # False: the board is ended by on_close alone (a labgrid driver)
         self.board = board
         self.timeout = timeout
         self.on_close = on_close
@@ -105,7 +106,8 @@ class BoardSession:
         self.closed = True
         try:
             try:
-                self.link.exit()
+                if self.say_exit:
+                    self.link.exit()
             except TinycError:
                 pass
             try:
