@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tinyc import __version__
 from tinyc.boards import load_board
-from tinyc.codegen import check_supported, generate
+from tinyc.codegen import NUMERICS, check_supported, generate
 from tinyc.errors import TinycError
 from tinyc.frontend import model_format
 from tinyc.frontend.tflite import graph_to_tflite, load_tflite, tflite_to_graph
@@ -46,6 +46,7 @@ class ConvertOptions:
     compress: CompressOptions = field(default_factory=CompressOptions)
     train: Path | None = None         # .npz with x, y: prune a Keras model while fine-tuning it
     rewind: bool = False              # with train: rewind survivors to an early checkpoint
+    numerics: str = "litert"          # "litert": LiteRT BUILTIN_REF; "tflm": TensorFlow Lite Micro's rounding
 
 
 @dataclass
@@ -61,6 +62,8 @@ def convert(model, outdir, options: ConvertOptions | None = None,
             progress: Progress | None = None) -> ConvertResult:
     """Compile a model file (.tflite, .keras, .h5 or SavedModel folder) into OUTDIR."""
     o = options or ConvertOptions()
+    if o.numerics not in NUMERICS:
+        raise TinycError(f"--numerics {o.numerics} is unknown; choose one of {', '.join(NUMERICS)}")
     load_board(o.board)  # an unknown board fails before any work
     model, outdir = Path(model), Path(outdir)
     fmt = model_format(model)
@@ -120,13 +123,13 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
 
 def _compress_and_write(graph: Graph, outdir: Path, o: ConvertOptions, sections: dict) -> ConvertResult:
     if not o.compress.active:
-        return convert_graph(graph, outdir, o.board, sections)
+        return convert_graph(graph, outdir, o.board, sections, numerics=o.numerics)
     compressed, _, report = compress(graph, o.compress)
-    return convert_graph(compressed, outdir, o.board, sections, compression=(graph, report))
+    return convert_graph(compressed, outdir, o.board, sections, compression=(graph, report), numerics=o.numerics)
 
 
 def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dict | None = None,
-                  compression: tuple[Graph, dict] | None = None) -> ConvertResult:
+                  compression: tuple[Graph, dict] | None = None, numerics: str = "litert") -> ConvertResult:
     """Write OUTDIR for an int8 graph (checked already): C sources, model.tflite, tinyc.json.
 
     compression: (the graph before compression, the compress report), measured against the
@@ -137,7 +140,9 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
     graph = tflite_to_graph(tflite_bytes, source=str(Path(outdir) / MODEL_TFLITE))
     graph.meta = meta
     with staging(outdir) as tmp:
-        gen = generate(graph, tmp, tflite_bytes, board)
+        gen = generate(graph, tmp, tflite_bytes, board, numerics=numerics)
+        if numerics != "litert":
+            sections = {**(sections or {}), "numerics": numerics}
         (tmp / MODEL_TFLITE).write_bytes(tflite_bytes)
         manifest = Manifest(
             tinyc_version=__version__, board=board, model_hash=gen.model_hash, source=graph.meta.get("source"),

@@ -20,7 +20,7 @@ from tinyc.frontend.tflite import load_tflite
 from tinyc.outdir import MODEL_TFLITE, Manifest, TensorInfo, load_manifest
 from tinyc.progress import Progress, report as report_progress
 from tinyc.probes import resolve_port
-from tinyc.reference import Reference
+from tinyc.reference import REFERENCES
 from tinyc.runners import open_session
 from tinyc.runners.pool import PoolEvents, infer_sharded
 from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, to_record
@@ -75,13 +75,14 @@ def _is_classifier(outputs: list[TensorInfo]) -> bool:
 def validate(outdir: Path, board: Board, samples: list[list[np.ndarray]], *,
              labels: np.ndarray | None = None, report: Path | None = None,
              progress: Progress | None = None, session_options: dict | None = None,
-             manifest: Manifest | None = None, jobs: int = 1, ports: list[str] | None = None) -> Summary:
+             manifest: Manifest | None = None, jobs: int = 1, ports: list[str] | None = None,
+             reference: str = "litert") -> Summary:
     """Run `samples` on `jobs` sessions of `board` (one per port of `ports` when given) and
     compare each output with the reference; report rows are written in sample order."""
     outdir = Path(outdir)
     manifest = manifest if manifest is not None else load_manifest(outdir)
     outputs = manifest.outputs
-    ref = Reference(outdir / MODEL_TFLITE)
+    ref = REFERENCES[reference](outdir / MODEL_TFLITE)
     summary = Summary(max_abs_diff=[0.0] * len(outputs))
     classifier = _is_classifier(outputs)
     report_file = None
@@ -152,7 +153,7 @@ def _session_opener(board: Board, outdir: Path, manifest: Manifest, options: dic
 def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | None, labels_path: Path | None,
                     n_random: int | None, seed: int, report: Path | None, port: str | None,
                     progress: Progress | None = None, jobs: int | None = None, labgrid: Path | None = None,
-                    place: str | None = None) -> tuple[Summary, Board, Manifest]:
+                    place: str | None = None, reference: str = "litert") -> tuple[Summary, Board, Manifest]:
     """`tinyc validate` as one call: samples from --input and/or random ones, a build when
     missing or stale, then `validate` over `jobs` sessions (one per port of a
     comma-separated `port`), or on the labgrid target of ENV.yaml `labgrid` (at `place`).
@@ -181,7 +182,7 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
         ports, jobs, note = _ports_and_jobs(board, port, jobs)
     _, manifest = build_and_record(outdir, board, manifest)
     summary = validate(outdir, board, samples, labels=labels, report=report, progress=progress,
-                       manifest=manifest, jobs=jobs, ports=ports, session_options=options)
+                       manifest=manifest, jobs=jobs, ports=ports, session_options=options, reference=reference)
     if note:
         summary.notes.append(note)
     return summary, board, manifest

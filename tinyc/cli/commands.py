@@ -45,8 +45,10 @@ def _echo_err(text: str) -> None:
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
 @click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
               help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
+@click.option("--numerics", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
+              help="Whose rounding the C follows: LiteRT BUILTIN_REF, or TensorFlow Lite Micro (FULLY_CONNECTED rounds twice).")
 def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, eval_data, prune, prune_layer,
-                prune_channels, prune_exclude_first_last, train, rewind, weights_mode):
+                prune_channels, prune_exclude_first_last, train, rewind, weights_mode, numerics):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     popts = PruneOptions(
         sparsity=check_fraction(prune, "--prune") if prune is not None else None,
@@ -55,7 +57,7 @@ def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, 
         exclude_first_last=prune_exclude_first_last)
     options = ConvertOptions(board=board, calib=calib, calib_random=calib_random, per_tensor=per_tensor, io=io_type,
                              eval_data=eval_data, compress=CompressOptions(popts, weights_mode), train=train,
-                             rewind=rewind)
+                             rewind=rewind, numerics=numerics)
     result = convert(model, outdir, options, progress=bar)
     for n in result.notes:
         _echo_err(f"note: {n}")
@@ -130,10 +132,12 @@ def run_cmd(outdir, board, input_path, output_path, port):
 @click.option("--labgrid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="labgrid environment (ENV.yaml): flash and talk to its target through its drivers.")
 @click.option("--place", default=None, help="With --labgrid: the labgrid place to acquire (and release afterwards).")
-def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port, jobs, labgrid, place):
+@click.option("--reference", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
+              help="What the board must equal: LiteRT BUILTIN_REF, or TensorFlow Lite Micro's interpreter.")
+def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port, jobs, labgrid, place, reference):
     """Run OUTDIR's model on a board and on LiteRT's reference kernels; compare every byte."""
     summary, b, manifest = validate_outdir(outdir, board, input_path, labels, n_random, seed, report, port,
-                                           progress=bar, jobs=jobs, labgrid=labgrid, place=place)
+                                           progress=bar, jobs=jobs, labgrid=labgrid, place=place, reference=reference)
     for note in summary.notes:
         _echo_err(f"note: {note}")
     for lost in summary.lost_sessions:
@@ -146,7 +150,7 @@ def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port
     if not summary.passed:
         _echo_err(f"FAIL: {summary.samples - summary.bit_exact} of {summary.samples} samples differ from the reference")
         sys.exit(1)
-    click.echo("PASS: bit-exact with LiteRT BUILTIN_REF")
+    click.echo("PASS: bit-exact with " + ("TensorFlow Lite Micro" if reference == "tflm" else "LiteRT BUILTIN_REF"))
 
 
 COMMANDS = [convert_cmd, report_cmd, inspect_cmd, run_cmd, validate_cmd]
