@@ -105,7 +105,11 @@ def flash_cmd(outdir, board, port, host, tool, probe, dry_run):
         return
     used = flash_firmware(b, result.binary, tool=tool, probe=probe)
     click.echo(f"flashed {result.binary} to {b.name} with {used}")
-    port, note = resolve_port(b, port, probe)
+    try:
+        port, note = resolve_port(b, port, probe)
+    except TinycError as exc:   # flashed all the same: say why there is no handshake
+        click.echo(f"no handshake: {exc}")
+        return
     if note:
         click.echo(note)
     if port:
