@@ -192,17 +192,10 @@ def test_noisy_relay_200_samples_all_accounted_for(models, tmp_path):
     assert f"{s.stack_max:,} bytes of {board.raw['memory']['stack_bytes']:,} reserved" in stack, stack
 
 
-def test_emulator_dying_midrun_keeps_partial_report(models, tmp_path, monkeypatch):
+def test_emulator_dying_midrun_keeps_partial_report(models, tmp_path, started_emulators):
     board = load_board("mps2-an386")
     out = models["ad01_int8"]
-    started = []
-    orig_init = qemu.QemuProcess.__init__
-
-    def init(self, *a, **k):
-        orig_init(self, *a, **k)
-        started.append(self)
-
-    monkeypatch.setattr(qemu.QemuProcess, "__init__", init)
+    started = started_emulators
     relays = []
 
     def wrap(pty):

@@ -17,7 +17,7 @@ from tinyc.validate import validate
 
 
 @pytest.mark.parametrize("stem,reference", [("models__keyword_scrambled", "LiteRT BUILTIN_REF"),
-                                            ("models__keyword_scrambled_8bit", "TFLM (tflite-micro interpreter)")])
+                                            ("models__keyword_scrambled_8bit", "TensorFlow Lite Micro (tflite-micro interpreter)")])
 @pytest.mark.parametrize("last_op", [1, 3])
 def test_svdf_cut_bit_exact_over_a_sequence(stem, reference, last_op, tmp_path):
     g = load_tflite(CORPUS / f"{stem}.tflite")

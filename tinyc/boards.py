@@ -116,7 +116,11 @@ def runner_status(board: Board) -> tuple[bool, str]:
         return True, binary
     if board.runner in ("openocd", "st-flash", "pyocd"):
         tools = [c[0] for c in board.raw.get("flash", {}).values()] or [board.runner]
-        found = [t for t in tools if shutil.which(t)]
+        if board.raw.get("pyocd", {}).get("target"):
+            import importlib.util
+
+            tools.insert(0, "pyocd")
+        found = [t for t in tools if (importlib.util.find_spec("pyocd") if t == "pyocd" else shutil.which(t))]
         port = board.raw.get("serial", {}).get("port", "")
         sibling = board.raw.get("emulated_sibling")
         note = f" (emulated sibling: {sibling})" if sibling else ""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tinyc import __version__
 from tinyc.boards import load_board
-from tinyc.codegen import OPTIMIZE_LEVELS, check_supported, generate, target_from_board
+from tinyc.codegen import NUMERICS, OPTIMIZE_LEVELS, check_supported, generate, target_from_board
 from tinyc.codegen.planner import buffer_rows
 from tinyc.errors import TinycError
 from tinyc.frontend import model_format
@@ -53,6 +53,7 @@ class ConvertOptions:
     rewind: bool = False              # with train: rewind survivors to an early checkpoint
     io_in_arena: bool = False         # the inputs live in the arena (their bytes reused once read)
     precision: PrecisionOptions = field(default_factory=PrecisionOptions)  # int8 | 16x8 | auto, per layer
+    numerics: str = "litert"          # "litert": LiteRT BUILTIN_REF; "tflm": TensorFlow Lite Micro's rounding
 
 
 @dataclass
@@ -68,6 +69,8 @@ def convert(model, outdir, options: ConvertOptions | None = None,
             progress: Progress | None = None) -> ConvertResult:
     """Compile a model file (.tflite, .keras, .h5 or SavedModel folder) into OUTDIR."""
     o = options or ConvertOptions()
+    if o.numerics not in NUMERICS:
+        raise TinycError(f"--numerics {o.numerics} is unknown; choose one of {', '.join(NUMERICS)}")
     target_from_board(load_board(o.board).raw, o.optimize)  # an unknown board or level fails before any work
     model, outdir = Path(model), Path(outdir)
     check_outdir(outdir)
@@ -140,10 +143,10 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
 def _compress_and_write(graph: Graph, outdir: Path, o: ConvertOptions, sections: dict) -> ConvertResult:
     if not o.compress.active:
         return convert_graph(graph, outdir, o.board, sections, io_in_arena=o.io_in_arena,
-                             optimize=o.optimize)
+                             optimize=o.optimize, numerics=o.numerics)
     compressed, _, report = compress(graph, o.compress)
     result = convert_graph(compressed, outdir, o.board, sections, compression=(graph, report),
-                           io_in_arena=o.io_in_arena, optimize=o.optimize)
+                           io_in_arena=o.io_in_arena, optimize=o.optimize, numerics=o.numerics)
     result.notes += compression_notes(o.compress, report)
     return result
 
@@ -182,7 +185,7 @@ def first_io_dtype(graph: Graph) -> str:
 
 def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dict | None = None,
                   compression: tuple[Graph, dict] | None = None, io_in_arena: bool = False,
-                  optimize: str = "balanced") -> ConvertResult:
+                  optimize: str = "balanced", numerics: str = "litert") -> ConvertResult:
     """Write OUTDIR for an int8 graph (checked already): C sources, model.tflite, tinyc.json.
     The C is laid out for the board's [target] at the `optimize` level (recorded in the
     manifest's `target` section).
@@ -196,8 +199,10 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
     graph = tflite_to_graph(tflite_bytes, source=str(Path(outdir) / MODEL_TFLITE))
     graph.meta = meta
     with staging(outdir) as tmp:
-        target = target_from_board(load_board(board).raw, optimize)
+        target = dataclasses.replace(target_from_board(load_board(board).raw, optimize), numerics=numerics)
         gen = generate(graph, tmp, tflite_bytes, board, io_in_arena=io_in_arena, target=target)
+        if numerics != "litert":
+            sections = {**(sections or {}), "numerics": numerics}
         (tmp / MODEL_TFLITE).write_bytes(tflite_bytes)
         manifest = Manifest(
             tinyc_version=__version__, board=board, model_hash=gen.model_hash, source=graph.meta.get("source"),

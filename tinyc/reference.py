@@ -78,7 +78,7 @@ def reference_outputs(model: str | Path | bytes, samples: list[list[np.ndarray]]
                         hint=lambda: abort_hint(src if isinstance(src, bytes) else Path(src)))
 
 
-REFERENCE_NAMES = {"litert": "LiteRT BUILTIN_REF", "tflm": "TFLM (tflite-micro interpreter)"}
+REFERENCE_NAMES = {"litert": "LiteRT BUILTIN_REF", "tflm": "TensorFlow Lite Micro (tflite-micro interpreter)"}
 
 
 class _Child:
@@ -194,3 +194,36 @@ class ReferenceProcess:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class TflmReference:
+    """TensorFlow Lite Micro's interpreter (the `tflite-micro` package) over one .tflite
+    model: what `tinyc convert --numerics tflm` is checked against."""
+
+    def __init__(self, model: str | Path | bytes):
+        try:
+            from tflite_micro.python.tflite_micro import runtime
+        except ImportError:
+            raise TinycError("--reference tflm needs the tflite-micro package (pip install tflite-micro)") from None
+        content = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+        try:
+            self.interpreter = runtime.Interpreter.from_bytes(bytes(content))
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TinycError(f"TensorFlow Lite Micro rejects the model: {first}") from None
+        # the runtime has no count of inputs and outputs: the flatbuffer's main subgraph has
+        from ai_edge_litert import schema_py_generated as schema
+
+        main = schema.Model.GetRootAsModel(bytes(content), 0).Subgraphs(0)
+        self.inputs = [self.interpreter.get_input_details(k) for k in range(main.InputsLength())]
+        self.outputs = [self.interpreter.get_output_details(k) for k in range(main.OutputsLength())]
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Run one sample (each input with its full shape, batch included)."""
+        for k, (detail, value) in enumerate(zip(self.inputs, inputs)):
+            self.interpreter.set_input(np.asarray(value, dtype=detail["dtype"]).reshape(detail["shape"]), k)
+        self.interpreter.invoke()
+        return [np.array(self.interpreter.get_output(k), copy=True) for k in range(len(self.outputs))]
+
+
+REFERENCES = {"litert": Reference, "tflm": TflmReference}

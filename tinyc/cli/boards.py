@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -14,7 +15,9 @@ from tinyc.build.firmware import image_sizes
 from tinyc.errors import TinycError
 from tinyc.outdir import load_manifest
 from tinyc.runners.linux import deploy_ssh
-from tinyc.runners.serial_board import flash_firmware, open_session
+from tinyc.flashing import TOOLS, flash_firmware, flash_plan
+from tinyc.probes import debug_probes, resolve_port, serial_ports
+from tinyc.runners.serial_board import open_session
 
 
 def _size(n: int) -> str:
@@ -78,12 +81,16 @@ def build_cmd(outdir, board, force):
 @click.command("flash")
 @click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--board", default=None, help="Board to flash (default: the one OUTDIR was converted for).")
-@click.option("--port", default=None, help="Serial port of the board, checked with a handshake after flashing.")
+@click.option("--port", default=None, help="Serial port of the board, checked with a handshake after flashing "
+              "(auto: the probe's own port).")
 @click.option("--host", default=None, help="rpi4: ssh destination (user@host) to copy the server to.")
-@click.option("--tool", type=click.Choice(["openocd", "st-flash"]), default=None, help="Flashing tool (default: the first found).")
-def flash_cmd(outdir, board, port, host, tool):
-    """Build (when stale) and put the firmware on a real board: openocd/st-flash for
-    microcontrollers, scp for a Raspberry Pi (--host)."""
+@click.option("--tool", type=click.Choice(TOOLS), default=None,
+              help="Flashing tool (default: pyocd for boards that name a pyOCD target).")
+@click.option("--probe", default=None, help="Debug probe to use: its unique id / serial number (see `tinyc probes`).")
+@click.option("--dry-run", is_flag=True, help="Print the command line that would flash the board, and stop.")
+def flash_cmd(outdir, board, port, host, tool, probe, dry_run):
+    """Build (when stale) and put the firmware on a real board: pyOCD (or openocd / st-flash)
+    for microcontrollers, scp for a Raspberry Pi (--host)."""
     b, result = _build(outdir, board, False)
     if b.runner == "qemu-system":
         click.echo(f"{b.name} is emulated: nothing to flash; `tinyc run/validate {outdir} --board {b.name}` "
@@ -98,11 +105,36 @@ def flash_cmd(outdir, board, port, host, tool):
         return
     if b.kind != "mcu":
         raise TinycError(f"board {b.name} runs locally: nothing to flash")
-    used = flash_firmware(b, result.binary, tool=tool)
+    if dry_run:
+        click.echo(shlex.join(flash_plan(b, result.binary, tool=tool, probe=probe)))
+        return
+    used = flash_firmware(b, result.binary, tool=tool, probe=probe)
     click.echo(f"flashed {result.binary} to {b.name} with {used}")
-    if port or b.raw.get("serial", {}).get("port"):
+    try:
+        port, note = resolve_port(b, port, probe)
+    except TinycError as exc:   # flashed all the same: say why there is no handshake
+        click.echo(f"no handshake: {exc}")
+        return
+    if note:
+        click.echo(note)
+    if port:
         with open_session(b, outdir, port=port) as s:
             click.echo(f"handshake OK on {s.link.name}: model {s.info.model_hash}")
 
 
-COMMANDS = [boards_cmd, build_cmd, flash_cmd]
+@click.command("probes")
+def probes_cmd():
+    """List the debug probes (pyOCD: ST-LINK, CMSIS-DAP, J-Link) and serial ports connected."""
+    _listing("debug probes", [f"{p.unique_id:26s} {p.description}" for p in debug_probes()],
+             "none connected (pyOCD looked for ST-LINK, CMSIS-DAP and J-Link on USB)")
+    _listing("USB serial ports", [f"{p.device:15s} {p.usb_id}  serial {p.serial_number or '-':24s} {p.description}"
+                                  for p in serial_ports() if p.vid is not None], "none connected")
+
+
+def _listing(title: str, rows: list[str], none: str) -> None:
+    click.echo(f"{title}:" if rows else f"{title}: {none}")
+    for r in rows:
+        click.echo(f"  {r}")
+
+
+COMMANDS = [boards_cmd, build_cmd, flash_cmd, probes_cmd]

@@ -56,6 +56,8 @@ _BAUD = click.option("--baud", type=click.IntRange(min=1), default=None,
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
 @click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
               help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
+@click.option("--numerics", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
+              help="Whose rounding the C follows: LiteRT BUILTIN_REF, or TensorFlow Lite Micro (FULLY_CONNECTED rounds twice).")
 @click.option("--precision", type=click.Choice(["int8", "16x8", "auto"]), default="int8", show_default=True,
               help="Float/Keras models: int8 activations, 16x8 (int16 activations, int8 weights), or auto: the layers "
                    "whose own SQNR is below --precision-sqnr in 16x8, the rest int8.")
@@ -65,7 +67,7 @@ _BAUD = click.option("--baud", type=click.IntRange(min=1), default=None,
               help="With --precision auto: the per-layer SQNR (dB) below which a layer goes to 16x8.")
 def convert_cmd(model, outdir, board, optimize, calib, calib_random, per_tensor, io_type, io_in_arena, eval_data,
                 prune, prune_layer, prune_channels, prune_exclude_first_last, train, rewind, weights_mode, precision,
-                precision_layer, precision_sqnr):
+                precision_layer, precision_sqnr, numerics):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     popts = PruneOptions(
         sparsity=check_fraction(prune, "--prune") if prune is not None else None,
@@ -76,7 +78,8 @@ def convert_cmd(model, outdir, board, optimize, calib, calib_random, per_tensor,
                              eval_data=eval_data, compress=CompressOptions(popts, weights_mode), train=train,
                              rewind=rewind, io_in_arena=io_in_arena,
                              precision=PrecisionOptions(precision, dict(parse_precision_layer(t) for t in precision_layer),
-                                                        precision_sqnr))
+                                                        precision_sqnr),
+                             numerics=numerics)
     result = convert(model, outdir, options, progress=bar)
     for n in result.notes:
         _echo_err(f"note: {n}")
@@ -179,13 +182,26 @@ def run_cmd(outdir, board, input_path, output_path, port, timeout, baud):
               help="Validate on N random inputs (default 100 when no --input).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random inputs.")
 @click.option("--report", type=click.Path(path_type=Path), help="JSON Lines file: one object per sample, written as it arrives.")
-@click.option("--port", default=None, help="Serial device of a real board.")
+@click.option("--port", default=None, help="Serial device of a real board; several boards: P1,P2,...")
+@click.option("--jobs", type=int, default=None,
+              help="Board sessions to share the samples (emulator instances, or one per --port). Default 1, or one per port.")
+@click.option("--labgrid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labgrid environment (ENV.yaml): flash and talk to its target through its drivers.")
+@click.option("--place", default=None, help="With --labgrid: the labgrid place to acquire (and release afterwards).")
+@click.option("--reference", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
+              help="What the board must equal: LiteRT BUILTIN_REF, or TensorFlow Lite Micro's interpreter.")
 @_TIMEOUT
 @_BAUD
-def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port, timeout, baud):
+def validate_cmd(outdir, board, input_path, labels, n_random, seed, report, port, jobs, labgrid, place, reference,
+                 timeout, baud):
     """Run OUTDIR's model on a board and on LiteRT's reference kernels; compare every byte."""
     summary, b, manifest = validate_outdir(outdir, board, list(input_path) or None, labels, n_random, seed, report,
-                                           port, progress=bar, timeout=timeout, baud=baud)
+                                           port, progress=bar, timeout=timeout, baud=baud, jobs=jobs,
+                                           labgrid=labgrid, place=place, reference=reference)
+    for note in summary.notes:
+        _echo_err(f"note: {note}")
+    for lost in summary.lost_sessions:
+        _echo_err(f"warning: a board session was lost (its samples ran on another): {lost}")
     for line in validate_lines(outdir, b.name, summary, manifest):
         click.echo(line)
     if summary.error:

@@ -301,12 +301,18 @@ class OpContext:
         return self._ctx.scratch(self.op_index, nbytes)
 
 
+# Whose rounding the generated C follows. They differ in one place: FULLY_CONNECTED, which
+# LiteRT's reference requantizes with one rounding and TFLM (like every other kernel) with two.
+NUMERICS = {"litert": "LiteRT BUILTIN_REF", "tflm": "TensorFlow Lite Micro"}
+
+
 def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = "host", *,
              check: bool = True, target: Target | None = None, io_in_arena: bool = False) -> Generated:
     """Write the C sources for `graph` into outdir, laid out for `target`; return what the
     manifest needs. check=False skips check_supported when the caller has just run it;
     io_in_arena puts the inputs in the arena (tinyc_input_buffer(k) says where the caller may
-    write them)."""
+    write them). The target's numerics "tflm" makes FULLY_CONNECTED round as TensorFlow
+    Lite Micro does (see NUMERICS)."""
     lowered, ctx = lower_graph(graph, check=check, target=target, io_in_arena=io_in_arena)
     plan = ctx.plan
     layers = []
@@ -341,7 +347,7 @@ def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = 
     consts = list(ctx.consts.values())
     weight_bytes = sum(c.nbytes for c in consts)
     gen = Generated(plan, layers, consts, kernels, model_hash, weight_bytes, io_copies, unused_io)
-    _render(graph, gen, outdir, board_name)
+    _render(graph, gen, outdir, board_name, (target or Target()).numerics)
     return gen
 
 
@@ -379,7 +385,7 @@ def _io_info(graph: Graph, indices: list[int]) -> list[dict]:
     return out
 
 
-def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str) -> None:
+def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str, numerics: str = "litert") -> None:
     env = _env()
     plan = gen.plan
     inputs, outputs = _io_info(graph, graph.inputs), _io_info(graph, graph.outputs)
@@ -407,7 +413,7 @@ def _render(graph: Graph, gen: Generated, outdir: Path, board_name: str) -> None
         consts=gen.consts, weight_bytes=gen.weight_bytes, kernels=gen.kernels, format_array=format_array,
         source=Path(graph.meta.get("source", "")).name,  # the file name: no machine path in the C
         uses_float=any(c.ctype == "float" for c in gen.consts),
-        io_copies=gen.io_copies, unused_io=gen.unused_io, io_in_arena=plan.io_in_arena,
+        io_copies=gen.io_copies, unused_io=gen.unused_io, numerics=numerics, io_in_arena=plan.io_in_arena,
         arena_lower_bound=plan.lower_bound, in_place_layers=sorted(in_place),
     )
     kernel_src = [env.get_template(_kernel_template(k)).render(ctx=None) for k in gen.kernels]

@@ -19,12 +19,14 @@ class Target:
     features: tuple[str, ...] = ()       # "dsp", "mve", "neon", ...
     optimize: str = "balanced"           # one of OPTIMIZE_LEVELS
     flash_bytes: int = 0                 # the board's flash for code and constants (0: no limit)
+    numerics: str = "litert"             # whose rounding: "litert" (BUILTIN_REF) or "tflm" (codegen.NUMERICS)
 
     def has(self, feature: str) -> bool:
         return feature in self.features
 
     def to_dict(self) -> dict:
-        return {"isa": self.isa, "features": list(self.features), "optimize": self.optimize}
+        return {"isa": self.isa, "features": list(self.features), "optimize": self.optimize,
+                "numerics": self.numerics}
 
     def int16_weights_fit(self, int8_weight_bytes: int) -> bool:
         """--optimize speed widens weights to int16 only where the board's flash takes them:

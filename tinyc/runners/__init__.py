@@ -51,8 +51,9 @@ def session_options(board: Board, *, port: str | None = None, baud: int | None =
 
 
 def open_session(board: Board, outdir: Path, **options) -> Session:
-    """Start `board` running the build in outdir (built already) and return a session."""
-    module_name = _MODULES.get(board.runner)
+    """Start `board` running the build in outdir (built already) and return a session.
+    With `labgrid=ENV.yaml` the board is the labgrid target of that environment."""
+    module_name = "tinyc.runners.labgrid" if options.get("labgrid") else _MODULES.get(board.runner)
     if module_name is None:
         raise TinycError(f"board {board.name} has runner '{board.runner}', which tinyc cannot drive")
     try:

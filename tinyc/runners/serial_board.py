@@ -1,19 +1,18 @@
 """A board on a serial port (a real Nucleo, a Pi's UART, ...), and the session every
 protocol runner shares (QEMU and Linux runners open a port, then use BoardSession).
 
-Flashing real boards (openocd / st-flash) lives here too: `flash_firmware`.
+Flashing real boards is tinyc.flashing's job; finding their port, tinyc.probes'.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.link import Link, LinkTimeout
 from tinyc.outdir import load_manifest
+from tinyc.probes import resolve_port
 from tinyc.progress import Progress
 from tinyc.runners.session import BASE_TIMEOUT, InferResult, default_timeout, infer_each
 
@@ -52,8 +51,9 @@ class BoardSession:
     replies, board resets)."""
 
     def __init__(self, link: Link, board: Board, *, emulated: bool, timeout: float = DEFAULT_TIMEOUT,
-                 on_close=None, expect_inputs: int | None = None):
+                 on_close=None, expect_inputs: int | None = None, say_exit: bool = True):
         self.link = link
+        self.say_exit = say_exit    # False: the board is ended by on_close alone (a labgrid driver)
         self.board = board
         self.timeout = timeout
         self.on_close = on_close
@@ -106,7 +106,8 @@ class BoardSession:
         self.closed = True
         try:
             try:
-                self.link.exit()
+                if self.say_exit:
+                    self.link.exit()
             except TinycError:
                 pass
             try:
@@ -125,7 +126,7 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
     manifest = load_manifest(outdir)
     timeout = timeout if timeout is not None else default_timeout(manifest)
     serial_cfg = board.raw.get("serial", {})
-    port = port or serial_cfg.get("port")
+    port, _ = resolve_port(board, port)
     if not port:
         raise TinycError(f"board {board.name} has no serial port: give --port")
     baud = baud or int(serial_cfg.get("baud", board.raw.get("uart", {}).get("baud", 115200)))
@@ -143,26 +144,3 @@ def open_session(board: Board, outdir: Path, *, port: str | None = None, timeout
         raise
     return BoardSession(link, board, emulated=False, timeout=timeout, expect_inputs=manifest.input_bytes_total)
 
-
-def flash_firmware(board: Board, elf: Path, *, tool: str | None = None) -> str:
-    """Write the firmware to a real board with openocd or st-flash; returns the tool used."""
-    cmds = board.raw.get("flash", {})
-    if not cmds:
-        raise TinycError(f"board {board.name} has no [flash] commands in {board.path}")
-    order = [tool] if tool else [board.runner] + [k for k in cmds if k != board.runner]
-    for name in order:
-        cmd = cmds.get(name)
-        if not cmd or shutil.which(cmd[0]) is None:
-            continue
-        argv = [a.format(elf=str(elf), bin=str(Path(elf).with_suffix(".bin"))) for a in cmd]
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-        except subprocess.TimeoutExpired:
-            raise TinycError(f"{name} did not finish flashing {board.name} within 120 s: is the board connected?") from None
-        if proc.returncode != 0:
-            lines = (proc.stderr or proc.stdout).strip().splitlines()
-            raise TinycError(f"{name} failed to flash {board.name}: {lines[-1] if lines else proc.returncode}")
-        return name
-    tools = ", ".join(c[0] for c in cmds.values())
-    raise TinycError(f"no flashing tool for {board.name} found (tried {tools}): "
-                     "install openocd or stlink-tools (apt)")

@@ -66,7 +66,8 @@ def _lower_fully_connected_gemm(graph, op, ctx, fields: dict, mult, shift) -> Lo
     size, asymmetric weights, or a layer where the folded requantization is not exact)."""
     x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     dims, o = fields["dims"], fields["op"]
-    if ctx.target.optimize == "size" or o["filter_offset"] != 0:
+    # the folded form rounds once, as LiteRT; TFLM's double rounding takes the shared kernel
+    if ctx.target.optimize == "size" or o["filter_offset"] != 0 or ctx.target.numerics != "litert":
         return None
     w2 = w.data.astype(np.int64).reshape(dims["output_depth"], dims["accum_depth"])
     bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
