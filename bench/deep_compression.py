@@ -63,12 +63,13 @@ def digits_28(seed: int = 0):
     return train_test_split(x, d.target.astype(np.int64), test_size=0.2, random_state=seed, stratify=d.target)
 
 
-def lenet_300_100():
+def lenet_300_100(l2: float = 0.0):
     import keras
+    reg = keras.regularizers.L2(l2) if l2 else None
     return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                             keras.layers.Dense(300, activation="relu", name="fc1"),
-                             keras.layers.Dense(100, activation="relu", name="fc2"),
-                             keras.layers.Dense(10, name="fc3")], name="lenet_300_100")
+                             keras.layers.Dense(300, activation="relu", name="fc1", kernel_regularizer=reg),
+                             keras.layers.Dense(100, activation="relu", name="fc2", kernel_regularizer=reg),
+                             keras.layers.Dense(10, name="fc3", kernel_regularizer=reg)], name="lenet_300_100")
 
 
 def lenet_5():

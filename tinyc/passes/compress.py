@@ -19,18 +19,27 @@ import numpy as np
 from tinyc.errors import TinycError
 from tinyc.ir import Graph, op_macs
 from tinyc.passes import encode as E
+from tinyc.passes.cluster import ClusterOptions, cluster_int8
 from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, weight_layers
 
 
 @dataclass
 class CompressOptions:
     prune: PruneOptions = field(default_factory=PruneOptions)
-    weights: str = "raw"          # auto | raw | sparse | huffman
+    weights: str | None = None    # auto | raw | sparse | huffman; None: auto when clustering, else raw
     report: bool = False          # write the compression report even with nothing left to do
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
     @property
     def active(self) -> bool:
-        return self.prune.active or self.weights != "raw" or self.report
+        return self.prune.active or self.cluster.active or self.weights_mode != "raw" or self.report
+
+    @property
+    def weights_mode(self) -> str:
+        """Shared weights only take less room Huffman-coded, so clustering defaults to auto."""
+        if self.weights is not None:
+            return self.weights
+        return "auto" if self.cluster.active else "raw"
 
 
 # Op kinds whose lowering hands encoded weights to tinyc/ops/compressed.py (lower_encoded).
@@ -44,9 +53,10 @@ def layer_params(graph: Graph) -> list[dict]:
         op = graph.ops[l.op_index]
         w = graph.tensors[l.weight]
         bias = graph.tensors[op.inputs[2]].size if len(op.inputs) > 2 and op.inputs[2] >= 0 else 0
+        nz = w.data[w.data != 0]
         rows.append({"name": l.name, "op": l.kind, "op_index": l.op_index, "weight": l.weight,
-                     "weights": int(w.size), "biases": int(bias), "nonzeros": int(np.count_nonzero(w.data)),
-                     "macs_dense": int(op_macs(graph, op))})
+                     "weights": int(w.size), "biases": int(bias), "nonzeros": int(nz.size),
+                     "distinct_values": int(np.unique(nz).size), "macs_dense": int(op_macs(graph, op))})
     return rows
 
 
@@ -87,16 +97,20 @@ def _uses(graph: Graph, op) -> int:
 
 def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]:
     """Prune and encode an int8 graph. Returns (graph, encodings, report)."""
-    if not E.valid_mode(options.weights):
-        raise TinycError(f"--weights {options.weights}: choose one of {', '.join(E.CHOICES)}")
+    mode = options.weights_mode
+    if not E.valid_mode(mode):
+        raise TinycError(f"--weights {mode}: choose one of {', '.join(E.CHOICES)}")
     original = layer_params(graph)
-    report: dict = {"weights_mode": options.weights, "original": original}
+    report: dict = {"weights_mode": mode, "original": original}
     g = graph
     if options.prune.channels:
         g, report["channel_pruning"] = prune_channels(g, options.prune.channels)
     if options.prune.sparsity or options.prune.per_layer:
         g, report["pruning"] = prune_int8(g, options.prune)
-    elif g is graph:
+    if options.cluster.active:
+        report["pruned"] = layer_params(g)
+        g, report["clustering"] = cluster_int8(g, options.cluster)
+    if g is graph:
         g = graph.copy()
     encodings: dict[int, dict] = {}
     consumers = g.consumers()
@@ -113,7 +127,7 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
         fast = [k for k in E.KINDS if slow[k] <= MAX_SLOWDOWN]
         enc = cands[min(fast, key=lambda k: (sizes[k], E.KINDS.index(k)))]
         why = None
-        if options.weights == "raw":
+        if mode == "raw":
             enc = cands["raw"]
         elif op.kind not in ENCODABLE_OPS:
             why = f"no encoded kernel for {op.kind}"
@@ -121,11 +135,12 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
             why = "weights shared by several ops"
         elif w.quant is not None and np.any(w.quant.zero_point != 0):
             why = "weight zero point is not 0"
-        elif options.weights != "auto":   # forced (or "smallest"): no time limit
-            enc = E.pick(cands, options.weights)
+        elif mode != "auto":   # forced (or "smallest"): no time limit
+            enc = E.pick(cands, mode)
         if why is not None:
             enc = cands["raw"]
-        info = {**enc.summary(), "candidates": sizes, "estimated_slowdown": slow}
+        info = {**enc.summary(), "candidates": sizes, "estimated_slowdown": slow,
+                "sparse_entries": cands["sparse"].entries, "sparse_gap_bits": cands["sparse"].gap_bits}
         if why:
             info["why_raw"] = why
         encodings[row["weight"]] = info
