@@ -148,7 +148,8 @@ def fine_tune(model, x: np.ndarray, y: np.ndarray, train: "TrainOptions", constr
     if teacher is not None:
         check_distillable(model, y)
         d = distill or DistillOptions()
-        t_logits = _logits(teacher.predict(x, batch_size=256, verbose=0), output_kind(teacher)).numpy()
+        t_logits = np.asarray(_logits(teacher.predict(x, batch_size=256, verbose=0), output_kind(teacher)),
+                              dtype=np.float32)
     else:
         t_logits = np.zeros((len(x), 1), np.float32)
 
