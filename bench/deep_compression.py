@@ -42,6 +42,7 @@ from tinyc.passes.cluster import ClusterOptions  # noqa: E402
 from tinyc.passes.compress import CompressOptions  # noqa: E402
 from tinyc.passes.prune import PruneOptions, weight_layers  # noqa: E402
 from tinyc.quantize.finetune import TrainOptions  # noqa: E402
+from tinyc.quantize.lowrank import LowRankOptions, RankSpec  # noqa: E402
 from tinyc.validate import validate_outdir  # noqa: E402
 from tinyc.reference import Reference  # noqa: E402
 from tinyc.runners import open_session  # noqa: E402
@@ -165,6 +166,31 @@ def run_lenet(name, make, prune: PruneOptions, clusters: int, xtr, ytr, xte, yte
     }
 
 
+def low_rank_row(xtr, ytr, xte, yte, work: Path, epochs: int, ft_epochs: int, rank: float) -> dict:
+    """LeNet-300-100 with its first layer factorised by truncated SVD (`--low-rank-layer
+    fc1=R --train`), fine-tuned, quantized; C checked bit-exact on the host."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = lenet_300_100()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(xtr, ytr, batch_size=32, epochs=epochs, verbose=0, validation_split=0.1)
+    err_float = float_error(model, xte, yte)
+    path = work / "lenet300_lr.keras"
+    model.save(path)
+    np.savez(work / "train.npz", x=xtr, y=ytr)
+    out = work / "lenet300_lowrank"
+    opts = ConvertOptions(train=work / "train.npz", low_rank=LowRankOptions(per_layer={"fc1": RankSpec("rank", rank)}),
+                          training=TrainOptions(epochs=ft_epochs, batch_size=32, learning_rate=5e-4))
+    with quiet():
+        manifest = convert(path, out, opts).manifest
+        summary, _, _ = validate_outdir(out, "host", None, None, 50, 0, None, None)
+    row = manifest.section("keras_compression")["stages"][0]["layers"][0]
+    return {"rank": rank, "layer": row, "err_float": err_float, "err_c": c_error(out, xte, yte),
+            "bit_exact": f"{summary.bit_exact}/{summary.samples}"}
+
+
 def mlperf_rows(n_samples: int) -> list[dict]:
     rows = []
     models = [("ad01_int8.tflite", False), ("kws_ref_model.tflite", True), ("pretrainedResnet_quant.tflite", True),
@@ -220,6 +246,8 @@ def main():
     ap.add_argument("--models", default="LeNet-300-100,LeNet-5", help="comma-separated subset of the LeNets")
     ap.add_argument("--prune-300", type=float, default=0.92, help="global sparsity (--prune), LeNet-300-100")
     ap.add_argument("--clusters", type=int, default=16, help="shared values per layer (--cluster K)")
+    ap.add_argument("--low-rank", type=float, nargs="*", default=[0.25, 0.24],
+                    help="rank fractions of LeNet-300-100's fc1 to measure (none: skip)")
     ap.add_argument("--netduino", type=int, default=10, help="random inputs validated on netduinoplus2 (0: skip)")
     ap.add_argument("--targets-5", default="conv1=0.40,conv2=0.90,fc1=0.975,fc2=0.80", help="per-layer sparsity, LeNet-5")
     ap.add_argument("--epochs", type=int, default=None, help="float training epochs")
@@ -295,6 +323,23 @@ def main():
                   f"{(ic / ir if ir else 0):>8.2f}")
         tr, tc = sum(r["ins_raw"]), sum(r["ins_comp"])
         out(f"  instructions per inference: raw {tr:,}, compressed {tc:,} (speedup rate s/s* {tr / tc:.2f}x)")
+    if args.low_rank:
+        work = Path(tempfile.mkdtemp(prefix="deepcomp-lr-"))
+        try:
+            out()
+            out("Low-rank: LeNet-300-100's fc1 (784 x 300) by truncated SVD, fine-tuned "
+                f"{ft} epochs (`--low-rank-layer fc1=R --train`), C on the host:")
+            out("| rank kept | fc1 params | fc1 MACs | reduction | error float | error C | C bit-exact |")
+            out("|---|---:|---:|---:|---:|---:|---:|")
+            for rank in args.low_rank:
+                lr = low_rank_row(xtr, ytr, xte, yte, work, epochs, ft, rank)
+                la = lr["layer"]
+                out(f"| {rank:g} (rank {la['ranks'][0]} of {la['full_rank']}) | {la['params_before']:,} -> "
+                    f"{la['params_after']:,} | {la['macs_before']:,} -> {la['macs_after']:,} | "
+                    f"{la['params_before'] / la['params_after']:.2f}x | {lr['err_float']:.2f}% | {lr['err_c']:.2f}% | "
+                    f"{lr['bit_exact']} |")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     mlp = []
     if not args.no_mlperf:
         out()

@@ -122,6 +122,14 @@ def test_keras_cluster_fine_tunes_shared_centroids(tmp_path):
     stages = manifest["keras_compression"]["stages"]
     assert [s["stage"] for s in stages] == ["prune", "cluster"]
     assert all(row["distinct"] <= 8 for row in stages[1]["layers"])     # float: still K values after training
+    c = manifest["compression"]
+    assert [st["stage"] for st in c["stages"]] == ["float32", "int8", "prune", "cluster", "huffman"]
+    assert c["stages"][-1]["bytes"] == manifest["weight_bytes"]
+    assert all("cluster" in l["methods"] for l in c["layers"])
+    assert [("prune" in l["methods"]) for l in c["layers"]] == [True, True, False]   # the small last layer left out
+    assert all(l["macs_effective"] <= l["macs_dense"] for l in c["layers"])
+    rep = CliRunner().invoke(main, ["report", str(out)])
+    assert rep.exit_code == 0 and "a/a* (float32)" in rep.output and "prune+cluster" in rep.output
     g = load_tflite(out / "model.tflite")
     for l in weight_layers(g):
         w = g.tensors[l.weight].data
