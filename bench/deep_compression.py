@@ -38,16 +38,21 @@ from tinyc.convert import ConvertOptions, convert, convert_graph  # noqa: E402
 from tinyc.frontend.tflite import load_tflite  # noqa: E402
 from tinyc.metrics.speed import layer_instructions  # noqa: E402
 from tinyc.outdir import TensorInfo, load_manifest  # noqa: E402
+from tinyc.passes.cluster import ClusterOptions  # noqa: E402
 from tinyc.passes.compress import CompressOptions  # noqa: E402
 from tinyc.passes.prune import PruneOptions, weight_layers  # noqa: E402
-from tinyc.quantize.finetune import TrainOptions, prune_keras  # noqa: E402
+from tinyc.quantize.finetune import TrainOptions  # noqa: E402
+from tinyc.quantize.lowrank import LowRankOptions, RankSpec  # noqa: E402
+from tinyc.validate import validate_outdir  # noqa: E402
 from tinyc.reference import Reference  # noqa: E402
 from tinyc.runners import open_session  # noqa: E402
 from tinyc.samples import random_inputs, to_record  # noqa: E402
 
-PAPER = {  # Deep Compression, Table 1
-    "LeNet-300-100": {"float_kb": 1070, "compressed_kb": 27, "ratio": 40, "err_float": 1.64, "err_comp": 1.58},
-    "LeNet-5": {"float_kb": 1720, "compressed_kb": 44, "ratio": 39, "err_float": 0.80, "err_comp": 0.74},
+PAPER = {  # Deep Compression, Table 1; stages from Tables 2 and 3 (pruned 8% -> +quantized -> +Huffman)
+    "LeNet-300-100": {"float_kb": 1070, "compressed_kb": 27, "ratio": 40, "err_float": 1.64, "err_comp": 1.58,
+                      "stages": {"prune": 12, "cluster": 33, "huffman": 40}},
+    "LeNet-5": {"float_kb": 1720, "compressed_kb": 44, "ratio": 39, "err_float": 0.80, "err_comp": 0.74,
+                "stages": {"prune": 12, "cluster": 33, "huffman": 39}},
 }
 MLPERF = REPO.parent / "shared" / "models" / "mlperf_tiny"
 
@@ -63,12 +68,13 @@ def digits_28(seed: int = 0):
     return train_test_split(x, d.target.astype(np.int64), test_size=0.2, random_state=seed, stratify=d.target)
 
 
-def lenet_300_100():
+def lenet_300_100(l2: float = 0.0):
     import keras
+    reg = keras.regularizers.L2(l2) if l2 else None
     return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                             keras.layers.Dense(300, activation="relu", name="fc1"),
-                             keras.layers.Dense(100, activation="relu", name="fc2"),
-                             keras.layers.Dense(10, name="fc3")], name="lenet_300_100")
+                             keras.layers.Dense(300, activation="relu", name="fc1", kernel_regularizer=reg),
+                             keras.layers.Dense(100, activation="relu", name="fc2", kernel_regularizer=reg),
+                             keras.layers.Dense(10, name="fc3", kernel_regularizer=reg)], name="lenet_300_100")
 
 
 def lenet_5():
@@ -109,7 +115,11 @@ def quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def run_lenet(name, make, targets, xtr, ytr, xte, yte, work: Path, epochs: int, ft_epochs: int, per_tensor: bool):
+def run_lenet(name, make, prune: PruneOptions, clusters: int, xtr, ytr, xte, yte, work: Path, epochs: int,
+              ft_epochs: int, per_tensor: bool, netduino: int):
+    """Train the float LeNet, then `tinyc convert --train --prune ... --cluster K` (what the CLI
+    runs): prune with fine-tuning -> share K values with centroid fine-tuning -> int8 ->
+    Huffman-coded weights the kernels decode in place."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -121,36 +131,64 @@ def run_lenet(name, make, targets, xtr, ytr, xte, yte, work: Path, epochs: int, 
     err_float = float_error(model, xte, yte)
     params = int(model.count_params())
     print(f"{name}: {params:,} parameters, float test error {err_float:.2f}% (trained in {time.time() - t0:.0f}s)")
-
-    _, rows = prune_keras(model, xtr, ytr, PruneOptions(per_layer=targets, exclude_first_last=False),
-                          TrainOptions(epochs=ft_epochs, batch_size=32, learning_rate=5e-4, validation_split=0.1),
-                          progress=lambda stage, done, total, note="": print(f"  {stage} {done}/{total} {note}",
-                                                                            flush=True))
-    err_pruned_float = float_error(model, xte, yte)
     path = work / f"{name}.keras"
     model.save(path)
-    np.savez(work / "calib.npz", x=xtr[:500])
+    np.savez(work / "train.npz", x=xtr, y=ytr)
 
     out = work / f"{name}_compressed"
+    opts = ConvertOptions(train=work / "train.npz", per_tensor=per_tensor,
+                          compress=CompressOptions(prune, cluster=ClusterOptions(clusters=clusters)),
+                          training=TrainOptions(epochs=ft_epochs, batch_size=32, learning_rate=5e-4))
+
+    def show(stage, done, total, note=""):
+        if stage in ("pruning", "clustering"):
+            print(f"  {stage} {done}/{total} {note}", flush=True)
     with quiet():
-        manifest = convert(path, out, ConvertOptions(calib=work / "calib.npz", per_tensor=per_tensor,
-                                                     compress=CompressOptions(PruneOptions(), "auto", report=True))
-                           ).manifest
+        manifest = convert(path, out, opts, progress=show).manifest
     comp = manifest.section("compression")
     err_comp = c_error(out, xte, yte)
-    # the same pruned int8 model with raw weights
+    # the same int8 model with raw weights: speed baseline
     raw = work / f"{name}_raw"
     convert_graph(load_tflite(out / "model.tflite"), raw, "host")
-    err_raw = c_error(raw, xte, yte)
     sample = quantize_input(xte[:1], manifest.inputs[0]).tobytes()
     ins_c, ins_r = layer_instructions(out, sample), layer_instructions(raw, sample)
+    exact_board = None
+    if netduino:
+        with quiet():
+            summary, _, _ = validate_outdir(out, "netduinoplus2", None, None, netduino, 0, None, None)
+        exact_board = f"{summary.bit_exact}/{summary.samples}"
     return {
         "name": name, "params": params, "float_bytes": 4 * params, "compressed_bytes": manifest.weight_bytes,
-        "int8_bytes": comp["int8_bytes"], "ratio": 4 * params / manifest.weight_bytes,
-        "err_float": err_float, "err_pruned_float": err_pruned_float, "err_int8_raw": err_raw, "err_comp": err_comp,
-        "sparsity": comp["sparsity"], "layers": comp["layers"], "manifest_layers": manifest.to_dict()["layers"],
-        "ins_raw": ins_r, "ins_comp": ins_c, "keras_pruning": rows,
+        "int8_bytes": comp["int8_bytes"], "ratio": 4 * params / manifest.weight_bytes, "clusters": clusters,
+        "err_float": err_float, "err_comp": err_comp, "sparsity": comp["sparsity"], "stages": comp["stages"],
+        "layers": comp["layers"], "manifest_layers": manifest.to_dict()["layers"],
+        "ins_raw": ins_r, "ins_comp": ins_c, "netduinoplus2_bit_exact": exact_board,
     }
+
+
+def low_rank_row(xtr, ytr, xte, yte, work: Path, epochs: int, ft_epochs: int, rank: float) -> dict:
+    """LeNet-300-100 with its first layer factorised by truncated SVD (`--low-rank-layer
+    fc1=R --train`), fine-tuned, quantized; C checked bit-exact on the host."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = lenet_300_100()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(xtr, ytr, batch_size=32, epochs=epochs, verbose=0, validation_split=0.1)
+    err_float = float_error(model, xte, yte)
+    path = work / "lenet300_lr.keras"
+    model.save(path)
+    np.savez(work / "train.npz", x=xtr, y=ytr)
+    out = work / "lenet300_lowrank"
+    opts = ConvertOptions(train=work / "train.npz", low_rank=LowRankOptions(per_layer={"fc1": RankSpec("rank", rank)}),
+                          training=TrainOptions(epochs=ft_epochs, batch_size=32, learning_rate=5e-4))
+    with quiet():
+        manifest = convert(path, out, opts).manifest
+        summary, _, _ = validate_outdir(out, "host", None, None, 50, 0, None, None)
+    row = manifest.section("keras_compression")["stages"][0]["layers"][0]
+    return {"rank": rank, "layer": row, "err_float": err_float, "err_c": c_error(out, xte, yte),
+            "bit_exact": f"{summary.bit_exact}/{summary.samples}"}
 
 
 def mlperf_rows(n_samples: int) -> list[dict]:
@@ -206,7 +244,11 @@ def main():
     ap.add_argument("--no-mlperf", action="store_true")
     ap.add_argument("--per-channel", action="store_true", help="per-channel weight scales (default per-tensor)")
     ap.add_argument("--models", default="LeNet-300-100,LeNet-5", help="comma-separated subset of the LeNets")
-    ap.add_argument("--targets-300", default="fc1=0.95,fc2=0.91,fc3=0.60", help="per-layer sparsity, LeNet-300-100")
+    ap.add_argument("--prune-300", type=float, default=0.92, help="global sparsity (--prune), LeNet-300-100")
+    ap.add_argument("--clusters", type=int, default=16, help="shared values per layer (--cluster K)")
+    ap.add_argument("--low-rank", type=float, nargs="*", default=[0.25, 0.24],
+                    help="rank fractions of LeNet-300-100's fc1 to measure (none: skip)")
+    ap.add_argument("--netduino", type=int, default=10, help="random inputs validated on netduinoplus2 (0: skip)")
     ap.add_argument("--targets-5", default="conv1=0.40,conv2=0.90,fc1=0.975,fc2=0.80", help="per-layer sparsity, LeNet-5")
     ap.add_argument("--epochs", type=int, default=None, help="float training epochs")
     ap.add_argument("--ft-epochs", type=int, default=None, help="pruning + fine-tuning epochs")
@@ -233,11 +275,13 @@ def main():
     try:
         wanted = args.models.split(",")
         if "LeNet-300-100" in wanted:
-            results.append(run_lenet("LeNet-300-100", lenet_300_100, targets(args.targets_300),
-                                     xtr, ytr, xte, yte, work, epochs, ft, not args.per_channel))
+            results.append(run_lenet("LeNet-300-100", lenet_300_100, PruneOptions(sparsity=args.prune_300),
+                                     args.clusters, xtr, ytr, xte, yte, work, epochs, ft, not args.per_channel,
+                                     args.netduino))
         if "LeNet-5" in wanted:
-            results.append(run_lenet("LeNet-5", lenet_5, targets(args.targets_5),
-                                     xtr, ytr, xte, yte, work, epochs, ft, not args.per_channel))
+            results.append(run_lenet("LeNet-5", lenet_5, PruneOptions(per_layer=targets(args.targets_5)),
+                                     args.clusters, xtr, ytr, xte, yte, work, epochs, ft, not args.per_channel,
+                                     args.netduino))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -251,25 +295,51 @@ def main():
               f"{p['float_kb']} KB -> {p['compressed_kb']} KB, {p['ratio']}x, {p['err_float']}% -> {p['err_comp']}% |")
     out()
     for r in results:
+        p = PAPER[r["name"]]["stages"]
+        out(f"{r['name']} stage by stage (K = {r['clusters']}; float32 {r['float_bytes']:,} B; C bit-exact on "
+            f"netduinoplus2: {r['netduinoplus2_bit_exact'] or 'not run'}):")
+        out("| stage | bytes | a/a* vs float32 | (a-a*)/a* | vs previous stage | paper a/a* | how |")
+        out("|---|---:|---:|---:|---:|---:|---|")
+        for st in r["stages"]:
+            prev = f"{st['rate_vs_previous']:.2f}x" if st.get("rate_vs_previous") else "-"
+            out(f"| {st['stage']} | {st['bytes']:,} | {st['compression_rate']:.1f}x | {st['space_saving_rate']:.1f} | "
+                f"{prev} | {str(p.get(st['stage'], '')) + ('x' if st['stage'] in p else '')} | {st['how']} |")
+        out()
         out(f"{r['name']}: sparsity {r['sparsity'] * 100:.1f}%, plain int8 {r['int8_bytes']:,} B, compressed "
-              f"{r['compressed_bytes']:,} B; error float {r['err_float']:.2f}%, pruned float "
-              f"{r['err_pruned_float']:.2f}%, pruned int8 raw C {r['err_int8_raw']:.2f}%, compressed C {r['err_comp']:.2f}%")
-        out(f"  {'layer':10s} {'params':>8s} {'nonzero':>8s} {'encoding':15s} {'bytes':>7s} {'val b':>6s} "
-              f"{'idx b':>6s} {'instr raw':>10s} {'instr comp':>10s} {'comp/raw':>8s}")
+            f"{r['compressed_bytes']:,} B; error float {r['err_float']:.2f}%, compressed C {r['err_comp']:.2f}%")
+        out(f"  {'layer':10s} {'params':>8s} {'nonzero':>8s} {'values':>6s} {'encoding':15s} {'bytes':>7s} {'val b':>6s} "
+            f"{'idx b':>6s} {'instr raw':>10s} {'instr comp':>10s} {'comp/raw':>8s}")
         by_name = {l["name"]: l for l in r["layers"]}
         for i, ml in enumerate(r["manifest_layers"]):
             l = by_name.get(ml["name"])
             ir = r["ins_raw"][i] if i < len(r["ins_raw"]) else 0
             ic = r["ins_comp"][i] if i < len(r["ins_comp"]) else 0
             if l is None:
-                out(f"  {ml['op'][:10]:10s} {'':8s} {'':8s} {'':15s} {'':7s} {'':6s} {'':6s} {ir:>10,} {ic:>10,}")
+                out(f"  {ml['op'][:10]:10s} {'':8s} {'':8s} {'':6s} {'':15s} {'':7s} {'':6s} {'':6s} {ir:>10,} {ic:>10,}")
                 continue
             short = ml["name"].split(";")[0].split("/")[-2] if "/" in ml["name"] else ml["name"][:10]
-            out(f"  {short[:10]:10s} {l['params']:>8,} {l['nonzeros']:>8,} {l['encoding']:15s} {l['bytes']:>7,} "
+            out(f"  {short[:10]:10s} {l['params']:>8,} {l['nonzeros']:>8,} {l['distinct_values']:>6} {l['encoding']:15s} {l['bytes']:>7,} "
                   f"{l['value_bits_per_nonzero']:>6.2f} {l['index_bits_per_nonzero']:>6.2f} {ir:>10,} {ic:>10,} "
                   f"{(ic / ir if ir else 0):>8.2f}")
         tr, tc = sum(r["ins_raw"]), sum(r["ins_comp"])
         out(f"  instructions per inference: raw {tr:,}, compressed {tc:,} (speedup rate s/s* {tr / tc:.2f}x)")
+    if args.low_rank:
+        work = Path(tempfile.mkdtemp(prefix="deepcomp-lr-"))
+        try:
+            out()
+            out("Low-rank: LeNet-300-100's fc1 (784 x 300) by truncated SVD, fine-tuned "
+                f"{ft} epochs (`--low-rank-layer fc1=R --train`), C on the host:")
+            out("| rank kept | fc1 params | fc1 MACs | reduction | error float | error C | C bit-exact |")
+            out("|---|---:|---:|---:|---:|---:|---:|")
+            for rank in args.low_rank:
+                lr = low_rank_row(xtr, ytr, xte, yte, work, epochs, ft, rank)
+                la = lr["layer"]
+                out(f"| {rank:g} (rank {la['ranks'][0]} of {la['full_rank']}) | {la['params_before']:,} -> "
+                    f"{la['params_after']:,} | {la['macs_before']:,} -> {la['macs_after']:,} | "
+                    f"{la['params_before'] / la['params_after']:.2f}x | {lr['err_float']:.2f}% | {lr['err_c']:.2f}% | "
+                    f"{lr['bit_exact']} |")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     mlp = []
     if not args.no_mlperf:
         out()

@@ -111,7 +111,7 @@ CASES = [
     ("prune-nan", ["convert", INT8, "-o", "<ws>/o", "--prune", "nan"], ["--prune", "[0, 1)"]),
     ("prune-channels-over", ["convert", INT8, "-o", "<ws>/o", "--prune-channels", "2"], ["--prune-channels"]),
     ("prune-channels-text", ["convert", INT8, "-o", "<ws>/o", "--prune-channels", "x"], ["--prune-channels"]),
-    ("prune-layer-no-eq", ["convert", INT8, "-o", "<ws>/o", "--prune-layer", "dense"], ["NAME=SPARSITY"]),
+    ("prune-layer-no-eq", ["convert", INT8, "-o", "<ws>/o", "--prune-layer", "dense"], ["NAME=VALUE"]),
     ("prune-layer-bad-value", ["convert", INT8, "-o", "<ws>/o", "--prune-layer", "dense=lots"], ["dense", "number"]),
     ("prune-layer-over", ["convert", INT8, "-o", "<ws>/o", "--prune-layer", "dense=3"], ["dense", "[0, 1)"]),
     ("rewind-without-train", ["convert", INT8, "-o", "<ws>/o", "--rewind"], ["--rewind", "--train"]),

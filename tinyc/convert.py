@@ -34,8 +34,11 @@ from tinyc.outdir import (MODEL_TFLITE, LayerInfo, Manifest, TensorInfo, check_o
 from tinyc.passes.compress import CompressOptions, compress
 from tinyc.passes.normalise import normalise_for_reference
 from tinyc.progress import Progress
-from tinyc.quantize.finetune import prune_keras_file
 from tinyc.quantize.precision import PrecisionOptions
+from tinyc.quantize.finetune import DistillOptions, TrainOptions
+from tinyc.quantize.lowrank import LowRankOptions
+from tinyc.quantize.pipeline import KerasCompression, compress_keras
+from tinyc.quantize.pipeline import check as check_keras_compression
 from tinyc.quantize.prepare import PreparedModel, quantize_float
 
 
@@ -49,11 +52,23 @@ class ConvertOptions:
     io: str = "int8"                  # I/O type of a quantized float model: "int8" or "float"
     eval_data: Path | None = None     # .npz with x (and y): accuracy after conversion
     compress: CompressOptions = field(default_factory=CompressOptions)
-    train: Path | None = None         # .npz with x, y: prune a Keras model while fine-tuning it
+    train: Path | None = None         # .npz with x, y: fine-tune a Keras model while compressing it
     rewind: bool = False              # with train: rewind survivors to an early checkpoint
     io_in_arena: bool = False         # the inputs live in the arena (their bytes reused once read)
     precision: PrecisionOptions = field(default_factory=PrecisionOptions)  # int8 | 16x8 | auto, per layer
     numerics: str = "litert"          # "litert": LiteRT BUILTIN_REF; "tflm": TensorFlow Lite Micro's rounding
+    low_rank: LowRankOptions = field(default_factory=LowRankOptions)   # factorise Dense/Conv2D layers
+    qat: bool = False                 # with train: quantization-aware fine-tuning
+    distill: DistillOptions | None = None   # with train: learn from the original model as teacher
+    training: TrainOptions | None = None    # epochs, batch size, learning rate of each fine-tuning
+
+    def keras_compression(self) -> KerasCompression:
+        """The Keras-side settings (tinyc.quantize.pipeline) of these options."""
+        training = dataclasses.replace(self.training or TrainOptions(), rewind=self.rewind or
+                                       (self.training.rewind if self.training else False))
+        return KerasCompression(train=self.train, prune=self.compress.prune, cluster=self.compress.cluster,
+                                low_rank=self.low_rank, qat=self.qat, per_tensor=self.per_tensor,
+                                distill=self.distill, training=training)
 
 
 @dataclass
@@ -79,22 +94,26 @@ def convert(model, outdir, options: ConvertOptions | None = None,
                          "or drop --rewind")
     fmt = model_format(model)
     graph = load_tflite(model) if fmt == "tflite" else None
+    kc = o.keras_compression()
+    check_keras_compression(kc)
     if graph is not None and first_float_op(graph) is None:
         return _convert_int8(graph, model, outdir, o)
-    if o.train is None:
+    if not kc.needs_keras:
         return _convert_float(model, fmt, model, outdir, o, progress)
-    # Gradual pruning with fine-tuning, on the Keras model, before quantization.
+    # Low-rank, pruning, clustering and QAT with fine-tuning, on the Keras model, before quantization.
     if fmt == "tflite":
-        raise TinycError(f"--train fine-tunes Keras models; {model} is not one (.keras, .h5 or SavedModel)")
-    if not (o.compress.prune.sparsity or o.compress.prune.per_layer):
-        raise TinycError("--train is for pruning with fine-tuning: give --prune S or --prune-layer NAME=S too")
-    pruned, rows, tmpdir = prune_keras_file(model, o.train, o.compress.prune, rewind=o.rewind, progress=progress)
+        raise TinycError(f"--train and --low-rank work on Keras models; {model} is not one (.keras, .h5 or SavedModel)")
+    compressed, sections, tmpdir = compress_keras(model, kc, progress=progress)
+    trained = o.train is not None
     o = dataclasses.replace(
         o, calib=o.train if o.calib is None and o.calib_random is None else o.calib,  # train data calibrates
-        compress=dataclasses.replace(o.compress, report=True,
-                                     prune=dataclasses.replace(o.compress.prune, sparsity=None, per_layer={})))
+        compress=dataclasses.replace(
+            o.compress, report=True,
+            # pruned in float already (its zeros stay zero in int8); shared values are merged
+            # again in int8 (per-channel scales split a float centroid into several values)
+            prune=dataclasses.replace(o.compress.prune, sparsity=None, per_layer={}) if trained else o.compress.prune))
     try:
-        return _convert_float(pruned, "keras", model, outdir, o, progress, {"keras_pruning": rows})
+        return _convert_float(compressed, "keras", model, outdir, o, progress, sections)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -113,6 +132,9 @@ def _convert_int8(graph: Graph, model: Path, outdir: Path, o: ConvertOptions) ->
     if o.train is not None:
         raise TinycError(f"--train needs a Keras model to fine-tune; {model} is an int8 .tflite: "
                          "drop --train to prune its int8 weights directly")
+    if o.low_rank.active:
+        raise TinycError(f"--low-rank rewrites the float model before quantization; {model} is an int8 .tflite: "
+                         "give the Keras model")
     check_supported(graph)
     graph, normalised = normalise_for_reference(graph)
     result = _compress_and_write(graph, outdir, o, {})
@@ -155,10 +177,10 @@ def compression_notes(options: CompressOptions, report: dict) -> list[str]:
     """Why pruning or encoding did not shrink the model, when it did not."""
     layers = report.get("layers", [])
     pruned = "pruning" in report or "channel_pruning" in report
-    if options.weights == "raw" and "pruning" in report:
+    if options.weights_mode == "raw" and "pruning" in report:
         return ["--prune zeroed weights, but --weights raw stores the zeros too: add --weights auto "
                 "(or sparse / huffman) to make the model smaller"]
-    if options.weights == "raw" or not layers or any(l["encoding"]["kind"] != "raw" for l in layers):
+    if options.weights_mode == "raw" or not layers or any(l["encoding"]["kind"] != "raw" for l in layers):
         return []
     reasons = []
     for l in layers:
@@ -175,7 +197,7 @@ def compression_notes(options: CompressOptions, report: dict) -> list[str]:
                            f"estimated {e['estimated_slowdown'][k]:.1f}x slower (auto allows 2x)")
     more = f"; and {len(reasons) - 3} more" if len(reasons) > 3 else ""
     hint = "force one with --weights sparse|huffman" + ("" if pruned else ", or prune first (--prune S)")
-    return [f"--weights {options.weights} kept all {len(layers)} weight layers raw: "
+    return [f"--weights {options.weights_mode} kept all {len(layers)} weight layers raw: "
             f"{'; '.join(reasons[:3])}{more} ({hint})"]
 
 
@@ -216,7 +238,8 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
         manifest.sections["memory"] = memory_summary(graph, gen.plan)
         if compression is not None:
             original, report = compression
-            manifest.sections["compression"] = compression_summary(original, report, gen.weight_bytes)
+            manifest.sections["compression"] = compression_summary(original, report, gen.weight_bytes,
+                                                                   manifest.sections.get("keras_compression"))
         save_manifest(tmp, manifest)
     return ConvertResult(Path(outdir), manifest)
 

@@ -18,8 +18,12 @@ from tinyc.metrics.html_report import write_html
 from tinyc.metrics.inspect import arena_plan, inspect_model, plot_plan
 from tinyc.metrics.speed import measure_speed
 from tinyc.outdir import load_manifest
+from tinyc.passes.cluster import ClusterOptions, check_clusters, parse_cluster_layer
 from tinyc.passes.compress import CompressOptions
 from tinyc.passes.prune import PruneOptions, check_fraction, parse_layer_option
+from tinyc.errors import TinycError
+from tinyc.quantize.finetune import DistillOptions, TrainOptions
+from tinyc.quantize.lowrank import LowRankOptions, parse_rank, parse_rank_layer
 from tinyc.quantize.precision import PrecisionOptions, parse_precision_layer
 from tinyc.run import run_samples, save_outputs
 from tinyc.validate import validate_outdir
@@ -51,11 +55,21 @@ _BAUD = click.option("--baud", type=click.IntRange(min=1), default=None,
 @click.option("--prune", "prune", type=float, default=None, help="Magnitude-prune this fraction of the weights, globally over the layers (e.g. 0.9).")
 @click.option("--prune-layer", "prune_layer", multiple=True, metavar="NAME=S", help="Prune layer NAME to sparsity S (repeatable; overrides --prune for it).")
 @click.option("--prune-channels", type=float, default=None, help="Remove this fraction of output channels/neurons per layer (smallest L1), shrinking the model.")
-@click.option("--prune-exclude-first-last/--no-prune-exclude-first-last", default=True, show_default=True, help="Leave the first and last weight layers out of --prune.")
+@click.option("--prune-exclude-first-last/--no-prune-exclude-first-last", default=True, show_default=True, help="Leave the first and last weight layers out of --prune when each holds under 10% of the weights.")
 @click.option("--train", "train", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Keras models: .npz with x, y to prune gradually while fine-tuning.")
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
-@click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
-              help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
+@click.option("--cluster", "cluster", type=int, default=None, metavar="K", help="Weight sharing: k-means each layer's weights to K shared values (Huffman-coded: log2 K bits or less per weight).")
+@click.option("--cluster-layer", "cluster_layer", multiple=True, metavar="NAME=K", help="Share layer NAME's weights among K values (repeatable; overrides --cluster for it).")
+@click.option("--low-rank", "low_rank", default=None, metavar="R", help="Keras models: factorise Dense (SVD) and Conv2D (Tucker-2) layers keeping this fraction of the rank (0.25) or of the energy (energy:0.9), where that saves parameters and MACs.")
+@click.option("--low-rank-layer", "low_rank_layer", multiple=True, metavar="NAME=R", help="Factorise layer NAME with rank R (repeatable; overrides --low-rank for it).")
+@click.option("--qat", is_flag=True, help="With --train: quantization-aware fine-tuning (fake-quantized weights and activations).")
+@click.option("--distill", is_flag=True, help="With --train: every fine-tuning learns from the original float model (Hinton's loss).")
+@click.option("--temperature", type=float, default=DistillOptions.temperature, show_default=True, help="Distillation temperature T.")
+@click.option("--alpha", type=float, default=DistillOptions.alpha, show_default=True, help="Distillation: weight of the hard-label loss (1 - alpha on the teacher's soft targets).")
+@click.option("--epochs", type=int, default=None, help=f"With --train: epochs of each fine-tuning stage (default {TrainOptions.epochs}).")
+@click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default=None,
+              help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor "
+                   "within 2x the raw time. Default: auto with --cluster, else raw.")
 @click.option("--numerics", type=click.Choice(["litert", "tflm"]), default="litert", show_default=True,
               help="Whose rounding the C follows: LiteRT BUILTIN_REF, or TensorFlow Lite Micro (FULLY_CONNECTED rounds twice).")
 @click.option("--precision", type=click.Choice(["int8", "16x8", "auto"]), default="int8", show_default=True,
@@ -66,17 +80,25 @@ _BAUD = click.option("--baud", type=click.IntRange(min=1), default=None,
 @click.option("--precision-sqnr", type=float, default=20.0, show_default=True,
               help="With --precision auto: the per-layer SQNR (dB) below which a layer goes to 16x8.")
 def convert_cmd(model, outdir, board, optimize, calib, calib_random, per_tensor, io_type, io_in_arena, eval_data,
-                prune, prune_layer, prune_channels, prune_exclude_first_last, train, rewind, weights_mode, precision,
-                precision_layer, precision_sqnr, numerics):
+                prune, prune_layer, prune_channels, prune_exclude_first_last, train, rewind, cluster, cluster_layer,
+                low_rank, low_rank_layer, qat, distill, temperature, alpha, epochs, weights_mode, numerics, precision,
+                precision_layer, precision_sqnr):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     popts = PruneOptions(
         sparsity=check_fraction(prune, "--prune") if prune is not None else None,
         per_layer=dict(parse_layer_option(t) for t in prune_layer),
         channels=check_fraction(prune_channels, "--prune-channels") if prune_channels is not None else None,
         exclude_first_last=prune_exclude_first_last)
-    options = ConvertOptions(board=board, optimize=optimize, calib=calib, calib_random=calib_random, per_tensor=per_tensor, io=io_type,
-                             eval_data=eval_data, compress=CompressOptions(popts, weights_mode), train=train,
-                             rewind=rewind, io_in_arena=io_in_arena,
+    copts = ClusterOptions(clusters=check_clusters(cluster, "--cluster") if cluster is not None else None,
+                           per_layer=dict(parse_cluster_layer(t) for t in cluster_layer))
+    options = ConvertOptions(board=board, optimize=optimize, calib=calib, calib_random=calib_random,
+                             per_tensor=per_tensor, io=io_type, eval_data=eval_data,
+                             compress=CompressOptions(popts, weights_mode, cluster=copts),
+                             train=train, rewind=rewind, qat=qat,
+                             low_rank=LowRankOptions(parse_rank(low_rank) if low_rank is not None else None,
+                                                     dict(parse_rank_layer(t) for t in low_rank_layer)),
+                             distill=DistillOptions(temperature, alpha) if distill else None,
+                             training=_training(epochs), io_in_arena=io_in_arena,
                              precision=PrecisionOptions(precision, dict(parse_precision_layer(t) for t in precision_layer),
                                                         precision_sqnr),
                              numerics=numerics)
@@ -87,6 +109,14 @@ def convert_cmd(model, outdir, board, optimize, calib, calib_random, per_tensor,
         _echo_err(f"warning: {w}")
     for line in convert_lines(outdir, result):
         click.echo(line)
+
+
+def _training(epochs: int | None) -> TrainOptions | None:
+    if epochs is None:
+        return None
+    if epochs < 1:
+        raise TinycError(f"--epochs {epochs}: give at least 1")
+    return TrainOptions(epochs=epochs)
 
 
 @click.command("report")

@@ -156,6 +156,44 @@ def format_evaluation(result: dict) -> list[str]:
     return lines
 
 
+def method_lines(c: dict, keras: dict | None) -> list[str]:
+    """Per layer: the methods applied, parameters and MACs before -> after, shared values; then
+    the stages of the pipeline (Deep Compression's figure) with their rates."""
+    lines = [f"{'layer':34s} {'methods':28s} {'params':>8s} {'-> after':>8s} {'MACs':>10s} {'-> after':>10s} "
+             f"{'K':>4s} {'values':>6s}"]
+    for l in c["layers"]:
+        k = l.get("clusters")
+        lines.append(f"{l['name'][-34:]:34s} {'+'.join(l.get('methods') or ['-']):28s} {l['params']:>8,} "
+                     f"{l['nonzeros']:>8,} {l.get('macs_dense', 0):>10,} {l.get('macs_effective', 0):>10,} "
+                     f"{(str(k) if k else '-'):>4s} {l.get('distinct_values', 0):>6}")
+    lines.append("  (params after: nonzero weights; MACs after: those the kernel does, zeros skipped when sparse; "
+                 "values: distinct nonzero int8 values)")
+    for s in (keras or {}).get("stages", []):
+        if s["stage"] == "low_rank":
+            for r in s["layers"]:
+                if r.get("method"):
+                    lines.append(f"low-rank {r['name']}: {r['method']} rank {r['ranks']} of {r['full_rank']}, "
+                                 f"params {r['params_before']:,} -> {r['params_after']:,}, "
+                                 f"MACs {r['macs_before']:,} -> {r['macs_after']:,} "
+                                 f"({r['macs_before'] / max(1, r['macs_after']):.2f}x)")
+                else:
+                    lines.append(f"low-rank {r['name']}: not factorised ({r.get('why')})")
+        elif s["stage"] == "qat":
+            lines.append(f"quantization-aware fine-tuning ({'per-tensor' if s.get('per_tensor') else 'per-channel'} "
+                         "weights, 8-bit activations)")
+    if (keras or {}).get("distill"):
+        d = keras["distill"]
+        lines.append(f"distilled from the original float model: T {d['temperature']:g}, alpha {d['alpha']:g}")
+    stages = c.get("stages") or []
+    if stages:
+        lines.append(f"{'stage':10s} {'bytes':>10s} {'a/a* (float32)':>15s} {'(a-a*)/a*':>10s} {'vs previous':>12s}  how")
+        for r in stages:
+            prev = f"{r['rate_vs_previous']:.2f}x" if r.get("rate_vs_previous") else "-"
+            lines.append(f"{r['stage']:10s} {r['bytes']:>10,} {r['compression_rate']:>14.2f}x "
+                         f"{r['space_saving_rate']:>10.2f} {prev:>12s}  {r['how']}")
+    return lines
+
+
 def report_lines(manifest: Manifest) -> list[str]:
     """The text `tinyc report` prints."""
     c = manifest.section("compression")
@@ -175,6 +213,7 @@ def report_lines(manifest: Manifest) -> list[str]:
     lines.append(f"{'total weights':34s} {'':16s} {c['weights']:>8,} {c['nonzeros']:>8,} {'':15s} "
                  f"{c['encoded_weight_bytes']:>8,}   sparsity {c['sparsity'] * 100:.1f}%")
     lines.append("  (est time: the layer's estimated time over raw int8 on a Cortex-M4; auto keeps it <= 2x)")
+    lines.extend(method_lines(c, manifest.section("keras_compression")))
     lines.append(f"  float32 model   {c['float32_bytes']:>10,} B  ({c['params']:,} parameters x 4)")
     lines.append(f"  plain int8      {c['int8_bytes']:>10,} B  (constant data, raw weights)")
     lines.append(f"  compressed      {c['compressed_bytes']:>10,} B  (constant data as emitted: weights, indices, "

@@ -19,19 +19,29 @@ import numpy as np
 from tinyc.errors import TinycError
 from tinyc.ir import Graph, op_macs
 from tinyc.passes import encode as E
+from tinyc.passes.cluster import ClusterOptions, cluster_int8
 from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, resolve_layer, weight_layers
 
 
 @dataclass
 class CompressOptions:
     prune: PruneOptions = field(default_factory=PruneOptions)
-    weights: str = "raw"          # auto | raw | sparse | huffman
+    weights: str | None = None    # auto | raw | sparse | huffman; None: auto when clustering, else raw
     report: bool = False          # write the compression report even with nothing left to do
     per_layer_weights: dict[str, str] = field(default_factory=dict)   # layer name -> mode (overrides weights)
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
     @property
     def active(self) -> bool:
-        return self.prune.active or self.weights != "raw" or self.report or bool(self.per_layer_weights)
+        return (self.prune.active or self.cluster.active or self.weights_mode != "raw" or self.report
+                or bool(self.per_layer_weights))
+
+    @property
+    def weights_mode(self) -> str:
+        """Shared weights only take less room Huffman-coded, so clustering defaults to auto."""
+        if self.weights is not None:
+            return self.weights
+        return "auto" if self.cluster.active else "raw"
 
 
 # Op kinds whose lowering hands encoded weights to tinyc/codegen/ops/compressed.py (lower_encoded).
@@ -45,9 +55,10 @@ def layer_params(graph: Graph) -> list[dict]:
         op = graph.ops[l.op_index]
         w = graph.tensors[l.weight]
         bias = graph.tensors[op.inputs[2]].size if len(op.inputs) > 2 and op.inputs[2] >= 0 else 0
+        nz = w.data[w.data != 0]
         rows.append({"name": l.name, "op": l.kind, "op_index": l.op_index, "weight": l.weight,
-                     "weights": int(w.size), "biases": int(bias), "nonzeros": int(np.count_nonzero(w.data)),
-                     "macs_dense": int(op_macs(graph, op))})
+                     "weights": int(w.size), "biases": int(bias), "nonzeros": int(nz.size),
+                     "distinct_values": int(np.unique(nz).size), "macs_dense": int(op_macs(graph, op))})
     return rows
 
 
@@ -94,24 +105,27 @@ def _layer_modes(graph: Graph, options: CompressOptions) -> dict[int, str]:
 
 def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]:
     """Prune and encode an int8 graph. Returns (graph, encodings, report)."""
-    for mode in (options.weights, *options.per_layer_weights.values()):
+    for mode in (options.weights_mode, *options.per_layer_weights.values()):
         if not E.valid_mode(mode):
             raise TinycError(f"--weights {mode}: choose one of {', '.join(E.CHOICES)}")
     original = layer_params(graph)
-    report: dict = {"weights_mode": options.weights, "original": original}
+    report: dict = {"weights_mode": mode, "original": original}
     g = graph
     if options.prune.channels or options.prune.channels_per_layer:
         g, report["channel_pruning"] = prune_channels(g, options.prune.channels, options.prune.channels_per_layer)
     if options.prune.sparsity or options.prune.per_layer:
         g, report["pruning"] = prune_int8(g, options.prune)
-    elif g is graph:
+    if options.cluster.active:
+        report["pruned"] = layer_params(g)
+        g, report["clustering"] = cluster_int8(g, options.cluster)
+    if g is graph:
         g = graph.copy()
     encodings: dict[int, dict] = {}
     consumers = g.consumers()
     layers = []
     modes = _layer_modes(g, options)
     for row in layer_params(g):
-        mode = modes.get(row["op_index"], options.weights)
+        mode = modes.get(row["op_index"], options.weights_mode)
         op = g.ops[row["op_index"]]
         w = g.tensors[row["weight"]]
         flat = E.kernel_order(op.kind, w.data).reshape(-1)
@@ -135,7 +149,8 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
             enc = E.pick(cands, mode)
         if why is not None:
             enc = cands["raw"]
-        info = {**enc.summary(), "candidates": sizes, "estimated_slowdown": slow}
+        info = {**enc.summary(), "candidates": sizes, "estimated_slowdown": slow,
+                "sparse_entries": cands["sparse"].entries, "sparse_gap_bits": cands["sparse"].gap_bits}
         if why:
             info["why_raw"] = why
         encodings[row["weight"]] = info

@@ -1,24 +1,30 @@
-"""Keras fine-tuning: gradual magnitude pruning of a Keras 3 model while it trains, before
-it is quantized (`tinyc convert --train`).
+"""Keras fine-tuning, before quantization (`tinyc convert --train`): one training loop that
+every compression method shares, and gradual magnitude pruning on top of it.
 
-Sparsity is ramped along Zhu & Gupta's cubic schedule, masks re-applied after each step and
-frozen at the end, with optional rewinding of the surviving weights to an early checkpoint
-(lottery ticket). Plain Keras 3 (tensorflow-model-optimization would switch the process to
-Keras 2). Nothing here prints: progress goes through a tinyc.progress callback.
+`fine_tune(model, x, y, train, constraints, teacher)` runs a plain GradientTape loop. Each
+method is a `Constraint` with hooks around the step: pruning masks gradients and weights,
+weight sharing sums the gradients of the weights that share a centroid
+(tinyc/quantize/cluster.py), quantization-aware training swaps fake-quantized weights in for
+the forward pass (tinyc/quantize/qat.py). Constraints stack, so a later stage keeps what an
+earlier one fixed. With a teacher, the loss is Hinton's distillation loss
+alpha * CE(y, student) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T)).
+
+Pruning ramps sparsity along Zhu & Gupta's cubic schedule, masks re-applied after each step
+and frozen at the end, with optional rewinding of the surviving weights to an early
+checkpoint (lottery ticket). Plain Keras 3 (tensorflow-model-optimization would switch the
+process to Keras 2). Nothing here prints: progress goes through a tinyc.progress callback.
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tinyc.errors import TinycError
-from tinyc.passes.prune import PruneOptions, check_fraction, zero_smallest
+from tinyc.passes.prune import PruneOptions, check_fraction, excluded_by_default, zero_smallest
 from tinyc.progress import Progress
-from tinyc.quantize import keras as kf
 
 KERAS_PRUNABLE = ("Dense", "Conv2D", "DepthwiseConv2D")
 
@@ -74,16 +80,220 @@ def _masks_for(weights: list[np.ndarray], groups: list[tuple[list[int], float]])
     return masks
 
 
-def prune_keras(model, x: np.ndarray, y: np.ndarray, options: PruneOptions, train: TrainOptions | None = None,
-                progress: Progress | None = None) -> tuple[object, list[dict]]:
-    """Gradual magnitude pruning with fine-tuning of a Keras 3 model, in place.
+@dataclass
+class DistillOptions:
+    """Knowledge distillation (Hinton et al. 2015) from the original float model."""
+    temperature: float = 4.0
+    alpha: float = 0.3         # weight of the hard-label cross-entropy; 1 - alpha on the soft targets
 
-    Sparsity follows s(t) = s_f (1 - (1 - t / T)^3) over the first `ramp` share of the steps
-    (Zhu & Gupta 2017), masks recomputed ten times along the ramp and re-applied after every
-    step; then fixed for the remaining fine-tuning. Returns the model and one row per layer.
-    """
+
+class Constraint:
+    """Hooks of one compression method around a training step (all optional)."""
+
+    def before_forward(self) -> None:
+        """Change weights for the forward pass (QAT: fake-quantized weights)."""
+
+    def after_gradient(self) -> None:
+        """Undo before_forward, before the optimizer step."""
+
+    def gradient(self, var, grad):
+        """The gradient to apply to `var` (None: unchanged)."""
+        return None
+
+    def after_step(self, step: int, total: int) -> None:
+        """After the optimizer step: project the weights back (masks, shared values)."""
+
+
+def output_kind(model) -> str:
+    """"probs" when the model ends in a softmax, "logits" when its last layer is linear, else the
+    activation's name (a model without class scores to distil)."""
+    last = model.layers[-1]
+    while hasattr(last, "layers") and last.layers:
+        last = last.layers[-1]
+    if type(last).__name__ == "Softmax":
+        return "probs"
+    act = getattr(getattr(last, "activation", None), "__name__", "linear")
+    return {"softmax": "probs", "linear": "logits"}.get(act, act)
+
+
+def is_classification(model, y: np.ndarray) -> bool:
+    out_units = int(model.outputs[0].shape[-1])
+    return y.ndim == 1 and np.issubdtype(y.dtype, np.integer) and out_units > 1
+
+
+def check_distillable(model, y: np.ndarray) -> None:
+    kind = output_kind(model)
+    if not is_classification(model, y) or kind not in ("probs", "logits"):
+        why = (f"its output ends in '{kind}'" if kind not in ("probs", "logits")
+               else "the training labels are not integer classes of a multi-class output")
+        raise TinycError(f"--distill needs a classifier with softmax or logit outputs and integer labels; {why}, "
+                         "so there are no logits to distil: drop --distill")
+
+
+def _logits(out, kind: str):
+    import tensorflow as tf
+    return tf.math.log(tf.clip_by_value(out, 1e-12, 1.0)) if kind == "probs" else out   # log p = z + const
+
+
+def fine_tune(model, x: np.ndarray, y: np.ndarray, train: "TrainOptions", constraints: list[Constraint] = (),
+              teacher=None, distill: DistillOptions | None = None, progress: Progress | None = None,
+              stage: str = "fine-tune") -> dict:
+    """Train `model` in place on (x, y) under the constraints; returns the last epoch's metrics."""
     import keras
+    import tensorflow as tf
 
+    keras.utils.set_random_seed(train.seed)
+    kind = output_kind(model)
+    classes = is_classification(model, y)
+    if teacher is not None:
+        check_distillable(model, y)
+        d = distill or DistillOptions()
+        t_logits = np.asarray(_logits(teacher.predict(x, batch_size=256, verbose=0), output_kind(teacher)),
+                              dtype=np.float32)
+    else:
+        t_logits = np.zeros((len(x), 1), np.float32)
+
+    def loss_fn(yb, out, tb):
+        if not classes:
+            return tf.reduce_mean(tf.square(tf.cast(yb, out.dtype) - out))
+        z = _logits(out, kind)
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(yb, tf.int32), logits=z))
+        if teacher is None:
+            return ce
+        T = float(d.temperature)
+        soft_t = tf.nn.softmax(tb / T)
+        kl = tf.reduce_mean(tf.reduce_sum(soft_t * (tf.nn.log_softmax(tb / T) - tf.nn.log_softmax(z / T)), axis=-1))
+        return d.alpha * ce + (1.0 - d.alpha) * T * T * kl
+
+    variables = list(model.trainable_variables)
+
+    @tf.function
+    def grads_of(xb, yb, tb):
+        with tf.GradientTape() as tape:
+            out = model(xb, training=True)
+            loss = loss_fn(yb, out, tb)
+            if model.losses:   # the model's own regularisers keep training as they did
+                loss = loss + tf.add_n(model.losses)
+        return loss, tape.gradient(loss, variables)
+
+    optimizer = keras.optimizers.Adam(train.learning_rate)
+    rng = np.random.default_rng(train.seed)
+    order = rng.permutation(len(x))
+    n_val = int(len(x) * train.validation_split)
+    val, tr = order[:n_val], order[n_val:]
+    steps_per_epoch = max(1, -(-len(tr) // train.batch_size))
+    total, step, metrics = steps_per_epoch * train.epochs, 0, {}
+    for epoch in range(train.epochs):
+        perm = rng.permutation(tr)
+        losses = []
+        for b in range(steps_per_epoch):
+            idx = perm[b * train.batch_size:(b + 1) * train.batch_size]
+            for c in constraints:
+                c.before_forward()
+            loss, grads = grads_of(tf.constant(x[idx]), tf.constant(y[idx]), tf.constant(t_logits[idx]))
+            for c in constraints:
+                c.after_gradient()
+            pairs = []
+            for v, g in zip(variables, grads):
+                if g is None:
+                    continue
+                for c in constraints:
+                    h = c.gradient(v, g)
+                    g = g if h is None else h
+                pairs.append((g, v))
+            optimizer.apply_gradients(pairs)
+            step += 1
+            for c in constraints:
+                c.after_step(step, total)
+            losses.append(float(loss))
+        metrics = {"loss": float(np.mean(losses))}
+        if n_val:
+            pred = model.predict(x[val], batch_size=256, verbose=0)
+            metrics["val"] = (float(np.mean(np.argmax(pred, -1) == y[val])) if classes
+                              else float(np.mean((pred - y[val]) ** 2)))
+        if progress:
+            note = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            extra = [c.describe() for c in constraints if hasattr(c, "describe")]
+            progress(stage, epoch + 1, train.epochs, "  ".join([*extra, note]))
+    return metrics
+
+
+class GradualPruning(Constraint):
+    """Masks recomputed along the cubic ramp s(t) = s_f (1 - (1 - t / T)^3) over the first
+    `ramp` share of the steps, re-applied after every step, then fixed."""
+
+    def __init__(self, layers, final: list[tuple[list[int], float]], train: "TrainOptions", model,
+                 steps_per_epoch: int):
+        import keras
+        self.keras, self.layers, self.final, self.model = keras, layers, final, model
+        self.masks = [np.ones(tuple(l.kernel.shape), dtype=bool) for l in layers]
+        self.by_var = {}
+        self.rewind, self.checkpoint, self.rewound = train.rewind, None, False
+        self.checkpoint_at = max(1, steps_per_epoch // 2)
+        self.ramp = train.ramp
+
+    def kernels(self):
+        return [np.asarray(self.keras.ops.convert_to_numpy(l.kernel)) for l in self.layers]
+
+    def apply(self):
+        self.by_var = {id(l.kernel): m for l, m in zip(self.layers, self.masks) if not m.all()}
+        for l, m in zip(self.layers, self.masks):
+            if not m.all():
+                l.kernel.assign(self.keras.ops.convert_to_numpy(l.kernel) * m)
+
+    def gradient(self, var, grad):
+        m = self.by_var.get(id(var))
+        return None if m is None else grad * m.astype(np.float32)
+
+    def after_step(self, step, total):
+        ramp_end = max(1, int(self.ramp * total))
+        every = max(1, ramp_end // 10)
+        if self.rewind and self.checkpoint is None and step >= self.checkpoint_at:
+            self.checkpoint = [w.copy() for w in self.model.get_weights()]
+        if step <= ramp_end and (step % every == 0 or step == ramp_end):
+            frac = 1.0 - (1.0 - min(1.0, step / ramp_end)) ** 3
+            self.masks = _masks_for(self.kernels(), [(idx, s * frac) for idx, s in self.final])
+        self.apply()
+        if self.rewind and step == ramp_end and not self.rewound and self.checkpoint is not None:
+            self.model.set_weights(self.checkpoint)   # lottery ticket: survivors restart early
+            self.apply()
+            self.rewound = True
+
+    def finish(self):
+        self.masks = _masks_for(self.kernels(), self.final)   # exactly the requested sparsity
+        self.apply()
+
+    def describe(self):
+        ks = self.kernels()
+        return f"sparsity {100 * sum(int((k == 0).sum()) for k in ks) / max(1, sum(k.size for k in ks)):5.1f}%"
+
+
+class KeepZeros(Constraint):
+    """Pruned weights stay zero while a later stage trains (the masks of an earlier pruning)."""
+
+    def __init__(self, layers):
+        import keras
+        self.keras = keras
+        self.masks = {}
+        for l in layers:
+            k = np.asarray(keras.ops.convert_to_numpy(l.kernel))
+            if (k == 0).any():
+                self.masks[id(l.kernel)] = (l.kernel, (k != 0).astype(np.float32))
+
+    def gradient(self, var, grad):
+        m = self.masks.get(id(var))
+        return None if m is None else grad * m[1]
+
+    def after_step(self, step, total):
+        for var, m in self.masks.values():
+            var.assign(self.keras.ops.convert_to_numpy(var) * m)
+
+
+def prune_keras(model, x: np.ndarray, y: np.ndarray, options: PruneOptions, train: TrainOptions | None = None,
+                progress: Progress | None = None, teacher=None, distill: DistillOptions | None = None
+                ) -> tuple[object, list[dict]]:
+    """Gradual magnitude pruning with fine-tuning of a Keras 3 model, in place (see
+    GradualPruning). Returns the model and one row per layer."""
     train = train or TrainOptions()
     layers = keras_layers(model)
     if not layers:
@@ -94,101 +304,21 @@ def prune_keras(model, x: np.ndarray, y: np.ndarray, options: PruneOptions, trai
         if name not in names:
             raise TinycError(f"--prune-layer {name}: no such layer; layers with weights: {', '.join(names)}")
         own[names.index(name)] = check_fraction(s, f"--prune-layer {name}:")
-    pool = [i for i in range(len(layers)) if i not in own]
-    if options.exclude_first_last and len(layers) > 2:
-        pool = [i for i in pool if i not in (0, len(layers) - 1)]
+    left_out = excluded_by_default([int(np.prod(l.kernel.shape)) for l in layers], options)
+    pool = [i for i in range(len(layers)) if i not in own and i not in left_out]
     final: list[tuple[list[int], float]] = [([i], s) for i, s in own.items()]
     if options.sparsity:
         final.append((pool, check_fraction(options.sparsity, "--prune")))
-
-    out_units = int(model.outputs[0].shape[-1])
-    labels = y.ndim == 1 and np.issubdtype(y.dtype, np.integer) and out_units > 1
-    if labels:
-        act = getattr(model.layers[-1], "activation", None)
-        from_logits = getattr(act, "__name__", "") != "softmax"
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-        metrics = ["accuracy"]
-    else:
-        loss, metrics = "mse", []
-    model.compile(optimizer=keras.optimizers.Adam(train.learning_rate), loss=loss, metrics=metrics)
-
-    n_val = int(len(x) * train.validation_split)
-    rng = np.random.default_rng(train.seed)
-    order = rng.permutation(len(x))
-    xv, yv = x[order[:n_val]], y[order[:n_val]]
-    xt, yt = x[order[n_val:]], y[order[n_val:]]
-    steps_per_epoch = max(1, -(-len(xt) // train.batch_size))
-    total = steps_per_epoch * train.epochs
-    ramp_end = max(1, int(train.ramp * total))
-    every = max(1, ramp_end // 10)
-    state = {"step": 0, "masks": [np.ones(tuple(l.kernel.shape), dtype=bool) for l in layers],
-             "checkpoint": None, "rewound": False}
-
-    def kernels():
-        return [np.asarray(keras.ops.convert_to_numpy(l.kernel)) for l in layers]
-
-    def apply_masks():
-        for l, m in zip(layers, state["masks"]):
-            if not m.all():
-                l.kernel.assign(keras.ops.convert_to_numpy(l.kernel) * m)
-
-    def sparsity_at(t):
-        f = min(1.0, t / ramp_end)
-        return 1.0 - (1.0 - f) ** 3
-
-    class Pruning(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            state["step"] += 1
-            t = state["step"]
-            if train.rewind and state["checkpoint"] is None and t >= max(1, steps_per_epoch // 2):
-                state["checkpoint"] = [w.copy() for w in model.get_weights()]
-            if t <= ramp_end and (t % every == 0 or t == ramp_end):
-                frac = sparsity_at(t)
-                state["masks"] = _masks_for(kernels(), [(idx, s * frac) for idx, s in final])
-            apply_masks()
-            if train.rewind and t == ramp_end and not state["rewound"] and state["checkpoint"] is not None:
-                model.set_weights(state["checkpoint"])   # lottery ticket: survivors restart early
-                apply_masks()
-                state["rewound"] = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            if progress:
-                logs = logs or {}
-                ks = kernels()
-                sp = sum(int((k == 0).sum()) for k in ks) / max(1, sum(k.size for k in ks))
-                acc = logs.get("val_accuracy", logs.get("val_loss"))
-                progress("pruning", epoch + 1, train.epochs,
-                         f"sparsity {sp * 100:5.1f}%  loss {logs.get('loss', float('nan')):.4f}"
-                         + (f"  val {acc:.4f}" if acc is not None else ""))
-
-    keras.utils.set_random_seed(train.seed)
-    model.fit(xt, yt, batch_size=train.batch_size, epochs=train.epochs, verbose=0,
-              validation_data=(xv, yv) if n_val else None, callbacks=[Pruning()], shuffle=True)
-    # Final masks at exactly the requested sparsity.
-    state["masks"] = _masks_for(kernels(), final)
-    apply_masks()
+    n_train = len(x) - int(len(x) * train.validation_split)
+    pruning = GradualPruning(layers, final, train, model, max(1, -(-n_train // train.batch_size)))
+    fine_tune(model, x, y, train, [pruning], teacher=teacher, distill=distill, progress=progress, stage="pruning")
+    pruning.finish()
     rows = []
     targets = {i: s for idx, s in final for i in idx}
-    for i, (l, k) in enumerate(zip(layers, kernels())):
+    for i, (l, k) in enumerate(zip(layers, pruning.kernels())):
         zeros = int((k == 0).sum())
         if zeros == k.size:
             raise TinycError(f"pruning empties layer {l.name} (all {k.size} weights zero); lower its sparsity")
         rows.append({"name": l.name, "op": type(l).__name__, "params": int(k.size), "zeros": zeros,
                      "target": targets.get(i)})
     return model, rows
-
-
-def prune_keras_file(model_path, train_path, options: PruneOptions, rewind: bool = False,
-                     progress: Progress | None = None, train_options: TrainOptions | None = None):
-    """Load a Keras model, prune it while fine-tuning on train_path, save it in a temp
-    folder; returns (path of the pruned .keras model, per-layer rows, temp folder)."""
-    model = kf.load_keras(model_path)
-    x, y = load_training_data(train_path, tuple(model.inputs[0].shape))
-    topts = train_options or TrainOptions()
-    topts.rewind = rewind or topts.rewind
-    model, rows = prune_keras(model, x, y, options, topts, progress=progress)
-    tmp = Path(tempfile.mkdtemp(prefix="tinyc-pruned-"))
-    path = tmp / (Path(model_path).stem + "_pruned.keras")
-    with kf.captured_output():
-        model.save(path)
-    return path, rows, tmp
