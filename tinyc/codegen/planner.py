@@ -199,18 +199,27 @@ def _inplace_uses(graph: Graph, groups: dict[int, Buffer], alias: dict[int, int]
 def lower_bound(graph: Graph, buffers: list[Buffer], uses: list[InPlaceUse]) -> int:
     """The most bytes live at one op, with each in-place pair counted as the span it needs at
     least: max(output, min_gap + input)."""
+    return max(_live_per_op(graph, buffers, uses), default=0)
+
+
+def live_bytes_per_op(graph: Graph, plan: Plan) -> list[int]:
+    """The bytes live at each op of a plan (in-place pairs overlapped as in lower_bound)."""
+    return _live_per_op(graph, plan.buffers, plan.inplace)
+
+
+def _live_per_op(graph: Graph, buffers: list[Buffer], uses: list[InPlaceUse]) -> list[int]:
     sizes = {b.key: _align(b.size) for b in buffers}
     by_op: dict[int, list[InPlaceUse]] = {}
     for u in uses:
         by_op.setdefault(u.op, []).append(u)
-    peak = 0
+    out = []
     for i in range(len(graph.ops)):
         live = sum(_align(b.size) for b in buffers if b.first <= i <= b.last)
         for u in by_op.get(i, []):
             s_in, s_out = sizes[u.input], sizes[u.output]
             live -= s_in + s_out - max(s_out, min(u.min_gap, s_out) + s_in)
-        peak = max(peak, live)
-    return peak
+        out.append(live)
+    return out
 
 
 def _forbidden(b: Buffer, p: Buffer, p_offset: int, gaps: dict[tuple[str, str], int]) -> tuple[int, int]:

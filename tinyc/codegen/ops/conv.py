@@ -272,8 +272,9 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
 
 def _specialisable(ctx, g: dict) -> bool:
     """The specialised conv kernels take batch 1, no dilation, and are not used under
-    --optimize size (which keeps the shared kernels: the smallest code)."""
-    return (ctx.target.optimize != "size" and g["batches"] == 1
+    --optimize size (which keeps the shared kernels: the smallest code), nor where the balanced
+    plan keeps the shared kernel because the specialised one's scratch would raise the arena."""
+    return (ctx.specialise and g["batches"] == 1
             and g["dilation_h"] == 1 and g["dilation_w"] == 1)
 
 
