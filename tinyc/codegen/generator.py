@@ -231,6 +231,11 @@ def _attr_text(attrs: dict) -> str:
     return ", ".join(parts)
 
 
+# --optimize balanced keeps a specialised kernel if the arena stays within 1/32 (about 3 %)
+# of the shared kernels' arena; ResNet-8's two 32x32x16 3x3 convs take 40 % of its MACs
+BALANCED_ARENA_SLACK = 32
+
+
 def lower_graph(graph: Graph, *, check: bool = True, target: Target | None = None,
                 io_in_arena: bool = False) -> tuple[list[Lowered], LoweringContext]:
     """Lower every op once for `target` (default: portable, balanced), then plan the arena
@@ -242,11 +247,12 @@ def lower_graph(graph: Graph, *, check: bool = True, target: Target | None = Non
     lowered, ctx = _lower_and_plan(graph, target, io_in_arena, frozenset())
     if target.optimize != "balanced" or not ctx.scratch_requests:
         return lowered, ctx
-    # balanced: a specialised kernel only where its scratch does not raise the arena above
-    # what the shared kernels need (their scratch, in-place contracts and all)
+    # balanced: a specialised kernel only where its scratch does not raise the arena more than
+    # BALANCED_ARENA_SLACK above what the shared kernels need (their scratch, in-place
+    # contracts and all)
     shared = frozenset(range(len(graph.ops)))
     low_shared, ctx_shared = _lower_and_plan(graph, target, io_in_arena, shared)
-    budget = ctx_shared.plan.arena_bytes
+    budget = ctx_shared.plan.arena_bytes + ctx_shared.plan.arena_bytes // BALANCED_ARENA_SLACK
     if ctx.plan.arena_bytes <= budget:
         return lowered, ctx
     best = (low_shared, ctx_shared)

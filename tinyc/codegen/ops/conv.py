@@ -305,16 +305,15 @@ def _lower_conv_2d_gemm(graph, op, ctx, g: dict) -> Lowered | None:
               "op": _op_fields(g, -x.quant.zp, y.quant.zp, act_min, act_max),
               "quant": folded_quant(ctx, rq), "depth4": depth4, "filter": filt, "filter16": filt16}
     params = ctx.params("tinyc_conv_2d_gemm_params_s8", fields)
-    scratch = ctx.scratch(2 * 2 * depth4 + depth4)
+    # two widened windows, and a byte window to gather a layer of 1-3 input channels
+    scratch = ctx.scratch(2 * 2 * depth4 + (depth4 if g["in_ch"] % 4 else 0))
     call = ctx.specialised_call("tinyc_conv_2d_gemm_s8", params, op.inputs[0], op.outputs[0], scratch)
     notes = [layer_note(g, act_min, act_max),
              f"specialised: im2col + GEMM, 2 channels x 2 pixels per pass, {what}"
              + (f", {rq.dead} dead channels folded to constants" if rq.dead else "")]
-    inplace = None
-    if g["filter_h"] == g["filter_w"] == 1 and g["stride_h"] == g["stride_w"] == 1:
-        # pixels p, p+1 are written after both were read: the output may start
-        # P * (Cout - Cin) bytes before the input (P pixels), 0 when Cout <= Cin
-        inplace = InPlace(0, max(0, g["out_h"] * g["out_w"] * (out_ch - g["in_ch"])))
+    # pixels p, p+1 are written after both windows were read (im2col): writing them must only
+    # spare the windows of the pixels after (1x1, stride 1: (P - 2) * (Cout - Cin), 0 if Cout <= Cin)
+    inplace = InPlace(0, raster_min_gap(g, g["in_ch"], out_ch, block=2))
     macs = g["out_h"] * g["out_w"] * out_ch * w2.shape[1]
     return Lowered(call=call, macs=macs, notes=notes, kernels=["common/gemm_s8", "conv_2d_gemm"], inplace=inplace)
 
