@@ -12,6 +12,8 @@ after another, each after reading its taps).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from tinyc.codegen.ops.conv import compute_out_size, compute_padding
@@ -125,7 +127,7 @@ def _binary(graph, op, k):
     return _forward(graph, op, k)
 
 
-def _conv_gemm(graph, op, k):
+def _conv_gemm(graph, op, k, strip=None):
     """conv_2d_gemm: the windows of pixels p, p+1 are widened into im2col scratch, then every
     channel of both pixels is written: block b = p // 2 reads at 2b, writes at 2b + 1."""
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
@@ -144,31 +146,36 @@ def _conv_gemm(graph, op, k):
     return last_read, writes
 
 
-def _depthwise_planar(graph, op, k):
-    """depthwise_conv_2d_planar (3x3): per output row oy, the input rows iy0 .. iy0 + 2 not yet
-    in the ring (iy0 = oy * stride - pad) are read whole (at 2 oy), then output row oy is
-    written (at 2 oy + 1), as the kernel's `loaded` bookkeeping."""
-    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+def _depthwise_planar(graph, op, k, strip):
+    """depthwise_conv_2d_planar (3x3), channels in strips of `strip`, each strip over the whole
+    image: per output row oy, the strip's channels of the input rows iy0 .. iy0 + 2 not yet in
+    the ring (iy0 = oy * stride - pad) are read (at 2 oy), then the strip's channels of output
+    row oy are written (at 2 oy + 1), as the kernel's `loaded` bookkeeping; strip s after s - 1."""
+    x = graph.tensors[op.inputs[0]]
     g = _conv_geometry(graph, op, 3, 3)
-    row_in, row_out = g["in_w"] * int(x.shape[3]), g["out_w"] * int(w.shape[3])
-    last_read = np.full(g["in_h"] * row_in, -1, dtype=np.int64)
-    writes = np.empty(g["out_h"] * row_out, dtype=np.int64)
-    loaded = -1000
-    for oy in range(g["out_h"]):
-        iy0 = oy * g["stride_h"] - g["pad_h"]
-        for r in range(iy0 if loaded < iy0 else loaded + 1, iy0 + 3):
-            if 0 <= r < g["in_h"]:
-                last_read[r * row_in:(r + 1) * row_in] = 2 * oy
-        loaded = iy0 + 2
-        writes[oy * row_out:(oy + 1) * row_out] = 2 * oy + 1
-    return last_read, writes
+    c = int(x.shape[3])
+    last_read = np.full((g["in_h"], g["in_w"], c), -1, dtype=np.int64)
+    writes = np.empty((g["out_h"], g["out_w"], c), dtype=np.int64)
+    span = 2 * g["out_h"]
+    for n, c0 in enumerate(range(0, c, strip)):
+        chans = slice(c0, min(c, c0 + strip))
+        loaded = -1000
+        for oy in range(g["out_h"]):
+            iy0 = oy * g["stride_h"] - g["pad_h"]
+            for r in range(iy0 if loaded < iy0 else loaded + 1, iy0 + 3):
+                if 0 <= r < g["in_h"]:
+                    last_read[r, :, chans] = n * span + 2 * oy
+            loaded = iy0 + 2
+            writes[oy, :, chans] = n * span + 2 * oy + 1
+    return last_read.reshape(-1), writes.reshape(-1)
 
 
-def _depthwise_column(graph, op, k):
-    """depthwise_conv_2d_column (k x 1 on a width-1 image): the whole input is transposed into
-    int16 planes first (read at 0), then every output is written (at 1)."""
+def _depthwise_column(graph, op, k, strip):
+    """depthwise_conv_2d_column (k x 1 on a width-1 image): strip s of channels is transposed
+    into int16 planes (read at 2s), then its outputs are written (at 2s + 1)."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    return np.zeros(x.nbytes, dtype=np.int64), np.ones(y.nbytes, dtype=np.int64)
+    c = int(x.shape[3])
+    return (2 * ((np.arange(x.size) % c) // strip)).astype(np.int64), (2 * ((np.arange(y.size) % c) // strip) + 1).astype(np.int64)
 
 
 # The specialised kernels (--optimize balanced / speed), by the kernel function a layer calls.
@@ -177,13 +184,16 @@ KERNEL_SIMULATORS = {"tinyc_conv_2d_gemm_s8": _conv_gemm,
                      "tinyc_depthwise_conv_2d_column_s8": _depthwise_column}
 
 
-def layer_kernels(ctx) -> dict[int, str]:
-    """op index -> the specialised kernel its layer function calls (lowering context `ctx`)."""
+def layer_kernels(ctx) -> dict[int, tuple[str, int | None]]:
+    """op index -> (the specialised kernel its layer function calls, the `.strip` of its params
+    or None), read from the generated model.c definitions of lowering context `ctx`."""
     found = {}
     for i, defs in ctx.params.items():
+        text = "\n".join(defs)
         for name in KERNEL_SIMULATORS:
-            if any(f"{name}(" in d for d in defs):
-                found[i] = name
+            if f"{name}(" in text:
+                m = re.search(r"\.strip = (\d+)", text)
+                found[i] = (name, int(m.group(1)) if m else None)
     return found
 
 
@@ -195,12 +205,14 @@ SIMULATORS = {
 }
 
 
-def access_times(graph, op, k, kernel: str | None = None):
-    """kernel: the specialised kernel the layer runs (layer_kernels), None for the shared one."""
-    return (KERNEL_SIMULATORS[kernel] if kernel else SIMULATORS[op.kind])(graph, op, k)
+def access_times(graph, op, k, kernel: tuple | None = None):
+    """kernel: (specialised kernel, strip) the layer runs (layer_kernels), None: the shared one."""
+    if kernel:
+        return KERNEL_SIMULATORS[kernel[0]](graph, op, k, kernel[1])
+    return SIMULATORS[op.kind](graph, op, k)
 
 
-def required_gap(graph, op, k, kernel: str | None = None) -> int:
+def required_gap(graph, op, k, kernel: tuple | None = None) -> int:
     """The smallest gap such that the output at any offset <= input offset - gap never
     overwrites an input byte before its last read: output byte j (written at writes[j]) lies
     on input byte j - gap, so the gap must exceed j - i for every input byte i still to be read
@@ -215,6 +227,11 @@ def required_gap(graph, op, k, kernel: str | None = None) -> int:
     return int(max(0, (j[needed] - first[needed] + 1).max(initial=0)))
 
 
+def safe_at(graph, op, k, gap: int, kernel: tuple | None = None) -> bool:
+    """True if the output exactly `gap` bytes before input k is safe (exact contracts)."""
+    return _safe(*access_times(graph, op, k, kernel), gap)
+
+
 def _safe(reads, writes, gap) -> bool:
     """Output at -gap relative to the input: output byte j is input byte j - gap."""
     j = np.arange(len(writes))
@@ -223,7 +240,7 @@ def _safe(reads, writes, gap) -> bool:
     return bool(np.all(writes[inside] > reads[i[inside]]))
 
 
-def check_plan(graph, plan: Plan, kernels: dict[int, str] | None = None) -> None:
+def check_plan(graph, plan: Plan, kernels: dict | None = None) -> None:
     """Raise AssertionError if the plan lets a buffer be overwritten while still needed: two
     buffers live at the same op overlap, unless they are an in-place pair whose simulated
     kernel writes every shared byte after its last read of it. kernels: layer_kernels(ctx)

@@ -11,7 +11,7 @@ from tinyc.codegen.generator import lower_graph
 from tinyc.codegen.planner import plan_memory
 from tinyc.frontend.tflite import load_tflite, tflite_to_graph
 
-from access_order import check_plan, layer_kernels, required_gap
+from access_order import check_plan, layer_kernels, required_gap, safe_at
 from conftest import MLPERF_INT8_MODELS as MODELS, REPO
 from helpers import assert_bit_exact, convert_keras_int8
 
@@ -45,7 +45,9 @@ def test_plan_invariants(model, io_in_arena, mlperf_dir):
     kernels = layer_kernels(ctx)
     check_plan(graph, plan, kernels)
     for i, (op, low) in enumerate(zip(graph.ops, lowered)):
-        if low.inplace is not None:
+        if low.inplace is not None and low.inplace.exact:  # strips: safe at that one distance
+            assert safe_at(graph, op, low.inplace.input, low.inplace.min_gap, kernels.get(i)), f"layer {i} {op.kind}"
+        elif low.inplace is not None:
             need = required_gap(graph, op, low.inplace.input, kernels.get(i))
             assert low.inplace.min_gap >= need, f"layer {i} {op.kind}: contract {low.inplace.min_gap} < {need}"
     assert plan.arena_bytes >= plan.lower_bound
