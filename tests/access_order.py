@@ -12,6 +12,8 @@ after another, each after reading its taps).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from tinyc.codegen.ops.conv import compute_out_size, compute_padding
@@ -125,6 +127,76 @@ def _binary(graph, op, k):
     return _forward(graph, op, k)
 
 
+def _conv_gemm(graph, op, k, strip=None):
+    """conv_2d_gemm: the windows of pixels p, p+1 are widened into im2col scratch, then every
+    channel of both pixels is written: block b = p // 2 reads at 2b, writes at 2b + 1."""
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    out_ch, fh, fw, _ = (int(d) for d in w.shape)
+    in_ch = int(x.shape[3])
+    g = _conv_geometry(graph, op, fh, fw)
+    last_read = np.full(g["batches"] * g["in_h"] * g["in_w"] * in_ch, -1, dtype=np.int64)
+    writes = np.empty(g["batches"] * g["out_h"] * g["out_w"] * out_ch, dtype=np.int64)
+    for p, (b, iys, ixs) in enumerate(_windows(g)):
+        t = 2 * (p // 2)
+        writes[p * out_ch:(p + 1) * out_ch] = t + 1
+        for iy in iys:
+            for ix in ixs:
+                base = ((b * g["in_h"] + iy) * g["in_w"] + ix) * in_ch
+                last_read[base:base + in_ch] = t
+    return last_read, writes
+
+
+def _depthwise_planar(graph, op, k, strip):
+    """depthwise_conv_2d_planar (3x3), channels in strips of `strip`, each strip over the whole
+    image: per output row oy, the strip's channels of the input rows iy0 .. iy0 + 2 not yet in
+    the ring (iy0 = oy * stride - pad) are read (at 2 oy), then the strip's channels of output
+    row oy are written (at 2 oy + 1), as the kernel's `loaded` bookkeeping; strip s after s - 1."""
+    x = graph.tensors[op.inputs[0]]
+    g = _conv_geometry(graph, op, 3, 3)
+    c = int(x.shape[3])
+    last_read = np.full((g["in_h"], g["in_w"], c), -1, dtype=np.int64)
+    writes = np.empty((g["out_h"], g["out_w"], c), dtype=np.int64)
+    span = 2 * g["out_h"]
+    for n, c0 in enumerate(range(0, c, strip)):
+        chans = slice(c0, min(c, c0 + strip))
+        loaded = -1000
+        for oy in range(g["out_h"]):
+            iy0 = oy * g["stride_h"] - g["pad_h"]
+            for r in range(iy0 if loaded < iy0 else loaded + 1, iy0 + 3):
+                if 0 <= r < g["in_h"]:
+                    last_read[r, :, chans] = n * span + 2 * oy
+            loaded = iy0 + 2
+            writes[oy, :, chans] = n * span + 2 * oy + 1
+    return last_read.reshape(-1), writes.reshape(-1)
+
+
+def _depthwise_column(graph, op, k, strip):
+    """depthwise_conv_2d_column (k x 1 on a width-1 image): strip s of channels is transposed
+    into int16 planes (read at 2s), then its outputs are written (at 2s + 1)."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    c = int(x.shape[3])
+    return (2 * ((np.arange(x.size) % c) // strip)).astype(np.int64), (2 * ((np.arange(y.size) % c) // strip) + 1).astype(np.int64)
+
+
+# The specialised kernels (--optimize balanced / speed), by the kernel function a layer calls.
+KERNEL_SIMULATORS = {"tinyc_conv_2d_gemm_s8": _conv_gemm,
+                     "tinyc_depthwise_conv_2d_planar_s8": _depthwise_planar,
+                     "tinyc_depthwise_conv_2d_column_s8": _depthwise_column}
+
+
+def layer_kernels(ctx) -> dict[int, tuple[str, int | None]]:
+    """op index -> (the specialised kernel its layer function calls, the `.strip` of its params
+    or None), read from the generated model.c definitions of lowering context `ctx`."""
+    found = {}
+    for i, defs in ctx.params.items():
+        text = "\n".join(defs)
+        for name in KERNEL_SIMULATORS:
+            if f"{name}(" in text:
+                m = re.search(r"\.strip = (\d+)", text)
+                found[i] = (name, int(m.group(1)) if m else None)
+    return found
+
+
 SIMULATORS = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "ADD": _binary, "SUB": _binary, "MUL": _binary, "SOFTMAX": _softmax,
@@ -133,16 +205,19 @@ SIMULATORS = {
 }
 
 
-def access_times(graph, op, k):
+def access_times(graph, op, k, kernel: tuple | None = None):
+    """kernel: (specialised kernel, strip) the layer runs (layer_kernels), None: the shared one."""
+    if kernel:
+        return KERNEL_SIMULATORS[kernel[0]](graph, op, k, kernel[1])
     return SIMULATORS[op.kind](graph, op, k)
 
 
-def required_gap(graph, op, k) -> int:
+def required_gap(graph, op, k, kernel: tuple | None = None) -> int:
     """The smallest gap such that the output at any offset <= input offset - gap never
     overwrites an input byte before its last read: output byte j (written at writes[j]) lies
     on input byte j - gap, so the gap must exceed j - i for every input byte i still to be read
     then (reads[i] >= writes[j])."""
-    reads, writes = access_times(graph, op, k)
+    reads, writes = access_times(graph, op, k, kernel)
     order = np.argsort(-reads, kind="stable")
     lowest_index = np.minimum.accumulate(order)          # among the len+1 latest-read bytes
     still_read = np.searchsorted(-reads[order], -writes, side="right")  # bytes with reads >= w
@@ -150,6 +225,11 @@ def required_gap(graph, op, k) -> int:
     first = lowest_index[np.maximum(still_read - 1, 0)]
     j = np.arange(len(writes))
     return int(max(0, (j[needed] - first[needed] + 1).max(initial=0)))
+
+
+def safe_at(graph, op, k, gap: int, kernel: tuple | None = None) -> bool:
+    """True if the output exactly `gap` bytes before input k is safe (exact contracts)."""
+    return _safe(*access_times(graph, op, k, kernel), gap)
 
 
 def _safe(reads, writes, gap) -> bool:
@@ -160,10 +240,12 @@ def _safe(reads, writes, gap) -> bool:
     return bool(np.all(writes[inside] > reads[i[inside]]))
 
 
-def check_plan(graph, plan: Plan) -> None:
+def check_plan(graph, plan: Plan, kernels: dict | None = None) -> None:
     """Raise AssertionError if the plan lets a buffer be overwritten while still needed: two
     buffers live at the same op overlap, unless they are an in-place pair whose simulated
-    kernel writes every shared byte after its last read of it."""
+    kernel writes every shared byte after its last read of it. kernels: layer_kernels(ctx)
+    (without it, every layer is simulated as its shared kernel)."""
+    kernels = kernels or {}
     pairs = {(u.output, u.input): u for u in plan.inplace}
     bufs = plan.buffers
     for n, a in enumerate(bufs):
@@ -179,8 +261,8 @@ def check_plan(graph, plan: Plan) -> None:
             op = graph.ops[use.op]
             k = next(k for k, t in enumerate(op.inputs) if t >= 0 and plan.offsets.get(t) == inp.offset
                      and f"t{plan.alias_of.get(t, t)}" == inp.key)
-            reads, writes = access_times(graph, op, k)
+            reads, writes = access_times(graph, op, k, kernels.get(use.op))
             assert _safe(reads, writes, inp.offset - out.offset), (
                 f"layer {use.op} {op.kind} writes {out.key} at {out.offset} over {inp.key} at {inp.offset} "
-                f"before reading it all (needs a gap of {required_gap(graph, op, k)})")
+                f"before reading it all (needs a gap of {required_gap(graph, op, k, kernels.get(use.op))})")
             assert out.offset <= inp.offset - use.min_gap and use.min_gap % 16 == 0 == _align(use.min_gap) - use.min_gap

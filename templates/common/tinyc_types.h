@@ -136,13 +136,14 @@ typedef struct {
     const int16_t *filter16;                 /* int16 weights (--optimize speed), or NULL */
 } tinyc_conv_2d_gemm_params_s8;
 
-/* Specialised DEPTHWISE_CONV_2D (channel planes); the filter as in the model. */
+/* Specialised DEPTHWISE_CONV_2D (channel planes); the taps paired at generation time. */
 typedef struct {
     tinyc_depthwise_conv_dims dims;
     tinyc_conv_op_params op;
     tinyc_folded_quant_params quant;
     int32_t plane_w;                         /* int16 per channel-plane row: even */
-    const int8_t *filter;                    /* [1][filter_h][filter_w][output_ch] */
+    int32_t strip;                           /* channels per pass (the scratch holds their planes) */
+    const int32_t *taps;                     /* per channel: pairs of int16 taps (see the kernel) */
 } tinyc_depthwise_conv_2d_planar_params_s8;
 
 /* Encoded weights: scratch starts with lut_bytes of Huffman lookup tables. */

@@ -5,7 +5,7 @@ buffers, unless `io_in_arena` puts the inputs in the arena) and every per-op scr
 gets a fixed offset in one arena. Tensors that a RESHAPE-like op merely re-labels share one
 buffer, so reshapes never copy. An op whose lowering declares an `InPlace(input, min_gap)`
 contract may have its output overlap that input when the input dies at the op: the output
-then starts at least min_gap bytes before the input. Placement is greedy first-fit (as
+then starts at least min_gap bytes before the input (exactly min_gap with an exact contract). Placement is greedy first-fit (as
 TFLM's GreedyMemoryPlanner) over several orders; the smallest arena wins.
 """
 
@@ -39,6 +39,7 @@ class InPlaceUse:
     input: str
     output: str
     min_gap: int
+    exact: bool = False      # the output starts exactly min_gap bytes before the input, or apart
 
 
 @dataclass
@@ -113,7 +114,7 @@ def plan_memory(graph: Graph, scratch_sizes: dict[int, int] | None = None,
         if size > 0:
             buffers.append(Buffer(f"s{i}", size, i, i))
     uses = _inplace_uses(graph, groups, alias, inplace or {})
-    gaps = {(u.output, u.input): u.min_gap for u in uses}
+    gaps = {(u.output, u.input): (u.min_gap, u.exact) for u in uses}
 
     bound = lower_bound(graph, buffers, uses)
     order, offsets = _search(buffers, gaps, bound)
@@ -148,7 +149,7 @@ def _arena_end(buffers: list[Buffer], offsets: dict[str, int]) -> int:
     return max((offsets[b.key] + _align(b.size) for b in buffers), default=0)
 
 
-def _search(buffers: list[Buffer], gaps: dict[tuple[str, str], int], bound: int) -> tuple[str, dict[str, int]]:
+def _search(buffers: list[Buffer], gaps: dict, bound: int) -> tuple[str, dict[str, int]]:
     """First-fit over the fixed orders, then a seeded hill climb over the best order (swap two
     buffers, keep the swap unless the arena grows) until the lower bound or SEARCH_STEPS.
     The fixed orders miss layouts such as a residual block's: the skip tensor beside the
@@ -192,47 +193,70 @@ def _inplace_uses(graph: Graph, groups: dict[int, Buffer], alias: dict[int, int]
         b_in, b_out = groups.get(r_in), groups.get(r_out)
         if b_in is None or b_out is None or b_in is b_out or b_in.last != i or b_out.first != i:
             continue
-        uses.append(InPlaceUse(i, b_in.key, b_out.key, _align(max(0, int(contract.min_gap)))))
+        gap = max(0, int(contract.min_gap))
+        exact = bool(getattr(contract, "exact", False))
+        if exact and gap % ALIGN:
+            continue                     # an exact offset the aligned placement cannot take
+        uses.append(InPlaceUse(i, b_in.key, b_out.key, _align(gap), exact))
     return uses
 
 
 def lower_bound(graph: Graph, buffers: list[Buffer], uses: list[InPlaceUse]) -> int:
     """The most bytes live at one op, with each in-place pair counted as the span it needs at
     least: max(output, min_gap + input)."""
+    return max(_live_per_op(graph, buffers, uses), default=0)
+
+
+def live_bytes_per_op(graph: Graph, plan: Plan) -> list[int]:
+    """The bytes live at each op of a plan (in-place pairs overlapped as in lower_bound)."""
+    return _live_per_op(graph, plan.buffers, plan.inplace)
+
+
+def _live_per_op(graph: Graph, buffers: list[Buffer], uses: list[InPlaceUse]) -> list[int]:
     sizes = {b.key: _align(b.size) for b in buffers}
     by_op: dict[int, list[InPlaceUse]] = {}
     for u in uses:
         by_op.setdefault(u.op, []).append(u)
-    peak = 0
+    out = []
     for i in range(len(graph.ops)):
         live = sum(_align(b.size) for b in buffers if b.first <= i <= b.last)
         for u in by_op.get(i, []):
             s_in, s_out = sizes[u.input], sizes[u.output]
             live -= s_in + s_out - max(s_out, min(u.min_gap, s_out) + s_in)
-        peak = max(peak, live)
-    return peak
+        out.append(live)
+    return out
 
 
-def _forbidden(b: Buffer, p: Buffer, p_offset: int, gaps: dict[tuple[str, str], int]) -> tuple[int, int]:
+def _forbidden(b: Buffer, p: Buffer, p_offset: int, gaps: dict) -> list[tuple[int, int]]:
     """The offsets o, lo < o < hi, that b (size aligned) must not take, p being placed at
     p_offset and live at the same time as b: b must end by p's start or start at p's end. An
-    in-place pair allows more: the output may start min_gap or more bytes before the input."""
+    in-place pair allows more: the output may start min_gap or more bytes before the input
+    (exactly min_gap for an exact contract: the one offset between two forbidden ranges)."""
     size_b, size_p = _align(b.size), _align(p.size)
     if (b.key, p.key) in gaps:      # b is written over p: b.offset <= p.offset - gap also does
-        return p_offset - min(gaps[b.key, p.key], size_b), p_offset + size_p
+        gap, exact = gaps[b.key, p.key]
+        if exact and gap < size_b:
+            return [(p_offset - size_b, p_offset - gap), (p_offset - gap, p_offset + size_p)]
+        if exact:
+            return [(p_offset - size_b, p_offset + size_p)]
+        return [(p_offset - min(gap, size_b), p_offset + size_p)]
     if (p.key, b.key) in gaps:      # p is written over b: b.offset >= p.offset + gap also does
-        return p_offset - size_b, p_offset + min(gaps[p.key, b.key], size_p)
-    return p_offset - size_b, p_offset + size_p
+        gap, exact = gaps[p.key, b.key]
+        if exact and gap < size_p:
+            return [(p_offset - size_b, p_offset + gap), (p_offset + gap, p_offset + size_p)]
+        if exact:
+            return [(p_offset - size_b, p_offset + size_p)]
+        return [(p_offset - size_b, p_offset + min(gap, size_p))]
+    return [(p_offset - size_b, p_offset + size_p)]
 
 
-def _first_fit(buffers: list[Buffer], gaps: dict[tuple[str, str], int]) -> dict[str, int]:
+def _first_fit(buffers: list[Buffer], gaps: dict) -> dict[str, int]:
     """Each buffer in turn at the lowest offset no placed buffer live at the same time forbids."""
     placed: list[Buffer] = []
     offsets: dict[str, int] = {}
     for b in buffers:
-        forbidden = sorted(iv for iv in (_forbidden(b, p, offsets[p.key], gaps) for p in placed
-                                         if not (p.last < b.first or b.last < p.first))
-                           if iv[1] - iv[0] > 1)
+        forbidden = sorted(iv for p in placed if not (p.last < b.first or b.last < p.first)
+                           for iv in _forbidden(b, p, offsets[p.key], gaps) if iv[1] - iv[0] > 1)
         offset = 0
         for lo, hi in forbidden:
             if offset <= lo:

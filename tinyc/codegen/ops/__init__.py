@@ -61,9 +61,12 @@ from tinyc.errors import UnsupportedError
 
 @dataclass(frozen=True)
 class InPlace:
-    """The output may overlap input number `input` if it starts >= min_gap bytes before it."""
+    """The output may overlap input number `input` if it starts >= min_gap bytes before it;
+    exact: only exactly min_gap bytes before it (a kernel whose order is safe at that distance
+    only, e.g. one walking channel strips: each output byte must lie on its own channel)."""
     input: int
     min_gap: int
+    exact: bool = False
 
 
 @dataclass

@@ -94,14 +94,15 @@ def lower_lut_s8(graph, op, ctx, what: str, make_lut):
     return Lowered(call=call, macs=0, inplace=forward_inplace(x, y))
 
 
-def raster_min_gap(g: dict, in_pixel_bytes: int, out_pixel_bytes: int) -> int:
+def raster_min_gap(g: dict, in_pixel_bytes: int, out_pixel_bytes: int, block: int = 0) -> int:
     """The in-place min_gap of a kernel that walks the output pixels in raster order (batch,
     row, column) and reads each pixel's window of the input before and while it writes that
     pixel's out_pixel_bytes (the conv, depthwise and pool kernels of today). Writing pixel p
     must not reach an input byte that pixel p or a later one still reads: the output may start
     max over p of ((p + 1) * out_pixel_bytes - the lowest byte read from pixel p on) bytes
     before the input. g: batches, in_h/in_w, out_h/out_w, stride_h/w, pad_h/w, filter_h/w,
-    dilation_h/w (1 if absent)."""
+    dilation_h/w (1 if absent). block > 0: the kernel reads the windows of `block` pixels
+    (im2col) before it writes any of them, so writing a block must only spare the later ones."""
     def first_inside(out, stride, pad, dilation, size, taps):
         """per output row/column: the first coordinate inside the image a window reads, or
         size (none)"""
@@ -121,6 +122,10 @@ def raster_min_gap(g: dict, in_pixel_bytes: int, out_pixel_bytes: int) -> int:
     empty = (rows[None, :, None] >= g["in_h"]) | (cols[None, None, :] >= g["in_w"])
     lo = np.where(empty, np.iinfo(np.int64).max // 2, lo).reshape(-1)
     still_read = np.minimum.accumulate(lo[::-1])[::-1]
+    if block > 0:   # block ending at pixel e (exclusive) written: pixels e.. still to be read
+        ends = np.minimum(np.arange(block, lo.size + block, block, dtype=np.int64), lo.size)
+        ends = ends[ends < lo.size]
+        return max(0, int((ends * out_pixel_bytes - still_read[ends]).max(initial=0)))
     written = (np.arange(lo.size, dtype=np.int64) + 1) * out_pixel_bytes
     return max(0, int((written - still_read).max()))
 

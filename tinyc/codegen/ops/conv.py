@@ -272,8 +272,9 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
 
 def _specialisable(ctx, g: dict) -> bool:
     """The specialised conv kernels take batch 1, no dilation, and are not used under
-    --optimize size (which keeps the shared kernels: the smallest code)."""
-    return (ctx.target.optimize != "size" and g["batches"] == 1
+    --optimize size (which keeps the shared kernels: the smallest code), nor where the balanced
+    plan keeps the shared kernel because the specialised one's scratch would raise the arena."""
+    return (ctx.specialise and g["batches"] == 1
             and g["dilation_h"] == 1 and g["dilation_w"] == 1)
 
 
@@ -304,16 +305,15 @@ def _lower_conv_2d_gemm(graph, op, ctx, g: dict) -> Lowered | None:
               "op": _op_fields(g, -x.quant.zp, y.quant.zp, act_min, act_max),
               "quant": folded_quant(ctx, rq), "depth4": depth4, "filter": filt, "filter16": filt16}
     params = ctx.params("tinyc_conv_2d_gemm_params_s8", fields)
-    scratch = ctx.scratch(2 * 2 * depth4 + depth4)
+    # two widened windows, and a byte window to gather a layer of 1-3 input channels
+    scratch = ctx.scratch(2 * 2 * depth4 + (depth4 if g["in_ch"] % 4 else 0))
     call = ctx.specialised_call("tinyc_conv_2d_gemm_s8", params, op.inputs[0], op.outputs[0], scratch)
     notes = [layer_note(g, act_min, act_max),
              f"specialised: im2col + GEMM, 2 channels x 2 pixels per pass, {what}"
              + (f", {rq.dead} dead channels folded to constants" if rq.dead else "")]
-    inplace = None
-    if g["filter_h"] == g["filter_w"] == 1 and g["stride_h"] == g["stride_w"] == 1:
-        # pixels p, p+1 are written after both were read: the output may start
-        # P * (Cout - Cin) bytes before the input (P pixels), 0 when Cout <= Cin
-        inplace = InPlace(0, max(0, g["out_h"] * g["out_w"] * (out_ch - g["in_ch"])))
+    # pixels p, p+1 are written after both windows were read (im2col): writing them must only
+    # spare the windows of the pixels after (1x1, stride 1: (P - 2) * (Cout - Cin), 0 if Cout <= Cin)
+    inplace = InPlace(0, raster_min_gap(g, g["in_ch"], out_ch, block=2))
     macs = g["out_h"] * g["out_w"] * out_ch * w2.shape[1]
     return Lowered(call=call, macs=macs, notes=notes, kernels=["common/gemm_s8", "conv_2d_gemm"], inplace=inplace)
 
@@ -394,6 +394,16 @@ def _depthwise_planar_shape(g: dict) -> str | None:
     return None
 
 
+# the int16 planes the planar depthwise kernels keep at once (a strip of channels)
+PLANAR_SCRATCH_BYTES = 1024
+
+
+def _pack_s16(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(lo, hi) int16 pairs as int32 words, lo in the low half (the kernel's tinyc_dw_pack)."""
+    word = (lo.astype(np.int64) & 0xFFFF) | ((hi.astype(np.int64) & 0xFFFF) << 16)
+    return np.where(word >= 1 << 31, word - (1 << 32), word).astype(np.int64)
+
+
 def _planar_min_gap(g: dict) -> int:
     """In-place gap of the 3x3 planar kernel: output row oy is written once input rows up to
     oy * stride - pad + 2 are in the ring, so it must end before the first unread input row."""
@@ -417,23 +427,37 @@ def _lower_depthwise_planar(graph, op, ctx, g: dict) -> Lowered | None:
     rq, act_min, act_max = _folded_requant(graph, op, w2)
     if rq is None:
         return None
+    filt = w.data.astype(np.int64).reshape(g["filter_h"], g["filter_w"], c)
     if shape == "planar":
         plane = gemm_layout.ceil_to(max((g["out_w"] - 1) * g["stride_w"] + 4, g["pad_w"] + g["in_w"]), 2)
-        scratch_bytes = 4 * 6 * c + 2 * 3 * c * plane
-        kernel, inplace = "tinyc_depthwise_conv_2d_planar_s8", InPlace(0, _planar_min_gap(g))
+        per_channel = 2 * 3 * plane                      # the ring: 3 rows of int16
+        taps = np.stack([_pack_s16(filt[ky, 0], filt[ky, 1]) if j == 0 else _pack_s16(filt[ky, 1], filt[ky, 2])
+                         for ky in range(3) for j in range(2)], axis=1)
+        kernel, gap = "tinyc_depthwise_conv_2d_planar_s8", _planar_min_gap(g)
         how = f"3x3 on int16 channel planes (ring of 3 rows of {plane}), 2 outputs per step"
     else:
-        taps = (g["filter_h"] + 1) // 2
-        plane = gemm_layout.ceil_to(max(g["out_h"] + 2 * taps, g["pad_h"] + g["in_h"]), 2)
-        scratch_bytes = 4 * taps * c + 2 * c * plane
-        kernel, inplace = "tinyc_depthwise_conv_2d_column_s8", InPlace(0, 0)   # reads all input first
+        kp = (g["filter_h"] + 1) // 2
+        plane = gemm_layout.ceil_to(max(g["out_h"] + 2 * kp, g["pad_h"] + g["in_h"]), 2)
+        per_channel = 2 * plane                          # the channel's whole column
+        col = np.concatenate([filt[:, 0], np.zeros((2 * kp - g["filter_h"], c), np.int64)])
+        taps = np.stack([_pack_s16(col[2 * j], col[2 * j + 1]) for j in range(kp)], axis=1)
+        kernel, gap = "tinyc_depthwise_conv_2d_column_s8", 0   # a strip reads all its input first
         how = f"{g['filter_h']}x1 along int16 channel planes of {plane}, taps in pairs"
+    strip = max(1, min(c, PLANAR_SCRATCH_BYTES // per_channel))
+    if strip < c:
+        # strips: each output byte must lie on an input byte of its own channel, whose rows the
+        # strip reads in order: exactly a multiple of the pixel (and of the alignment) before
+        step = np.lcm(c, 16)
+        inplace = InPlace(0, -(-gap // step) * step, exact=True)
+        how += f", strips of {strip} channels"
+    else:
+        inplace = InPlace(0, gap)
     fields = {"dims": _dims_fields(g, "depth_multiplier", 1),
               "op": _op_fields(g, -x.quant.zp, y.quant.zp, act_min, act_max),
-              "quant": folded_quant(ctx, rq), "plane_w": plane,
-              "filter": ctx.ptr(op.inputs[1], "filter")}
+              "quant": folded_quant(ctx, rq), "plane_w": plane, "strip": strip,
+              "taps": ctx.const("taps", taps, "int32_t", "pairs of int16 taps per channel (the kernel's order)")}
     params = ctx.params("tinyc_depthwise_conv_2d_planar_params_s8", fields)
-    call = ctx.specialised_call(kernel, params, op.inputs[0], op.outputs[0], ctx.scratch(scratch_bytes))
+    call = ctx.specialised_call(kernel, params, op.inputs[0], op.outputs[0], ctx.scratch(strip * per_channel))
     notes = [layer_note(g, act_min, act_max), f"specialised: {how}"
              + (f", {rq.dead} dead channels folded to constants" if rq.dead else "")]
     macs = g["out_h"] * g["out_w"] * c * g["filter_h"] * g["filter_w"]

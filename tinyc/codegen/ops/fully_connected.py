@@ -63,11 +63,11 @@ def lower_fully_connected(graph, op, ctx) -> Lowered:
 def _lower_fully_connected_gemm(graph, op, ctx, fields: dict, mult, shift) -> Lowered | None:
     """The specialised kernel (fully_connected_gemm): pair-interleaved weights, the input offset
     in acc_init, folded single-rounding records; None where it does not apply (--optimize
-    size, asymmetric weights, or a layer where the folded requantization is not exact)."""
+    size, a layer the balanced plan keeps shared, asymmetric weights, or a layer where the folded requantization is not exact)."""
     x, w, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
     dims, o = fields["dims"], fields["op"]
     # the folded form rounds once, as LiteRT; TFLM's double rounding takes the shared kernel
-    if ctx.target.optimize == "size" or o["filter_offset"] != 0 or ctx.target.numerics != "litert":
+    if not ctx.specialise or o["filter_offset"] != 0 or ctx.target.numerics != "litert":
         return None
     w2 = w.data.astype(np.int64).reshape(dims["output_depth"], dims["accum_depth"])
     bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
@@ -81,9 +81,13 @@ def _lower_fully_connected_gemm(graph, op, ctx, fields: dict, mult, shift) -> Lo
     fields = {"dims": dims, "op": o, "quant": folded_quant(ctx, rq), "depth4": depth4,
               "filter": filt, "filter16": filt16}
     params = ctx.params("tinyc_fully_connected_gemm_params_s8", fields)
-    scratch = ctx.scratch(2 * 2 * depth4)
+    # batch 1, whole groups of 4, int8 weights: the kernel reads the input directly, no scratch
+    direct = dims["batches"] == 1 and depth4 == dims["accum_depth"] and filt16 is None
+    scratch = "NULL" if direct else ctx.scratch(2 * 2 * depth4)
     call = ctx.specialised_call("tinyc_fully_connected_gemm_s8", params, op.inputs[0], op.outputs[0], scratch)
-    notes = [f"specialised: input offset folded into acc_init, channel pairs x 2 rows per pass, {what}"]
+    notes = [f"specialised: input offset folded into acc_init, "
+             + ("int8 input read directly, 4 channels per pass" if direct else "channel pairs x 2 rows per pass")
+             + f", {what}"]
     return Lowered(call=call, macs=dims["batches"] * dims["accum_depth"] * dims["output_depth"], notes=notes,
                    kernels=["common/gemm_s8", "fully_connected_gemm"])
 
