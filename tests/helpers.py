@@ -54,9 +54,11 @@ def convert_keras_int8(model, rep_data, per_tensor: bool = False, io_type: str =
 
 
 def assert_bit_exact(model, tmp_path: Path, n_random: int = 100, inputs=None, board: str = "host",
-                     seed: int = 0) -> dict:
+                     seed: int = 0, optimize: str = "balanced", generate_for: str | None = None) -> dict:
     """Convert `model` (path or .tflite bytes) with tinyc, build and run it on `board`, and
     assert that every output byte equals LiteRT BUILTIN_REF run on OUTDIR/model.tflite.
+    The C is generated for `generate_for` (default: `board`) at the `optimize` level: an
+    OUTDIR laid out for one board must run bit-exact on any other.
 
     inputs: optional list of samples (each a list of arrays, one per model input), run in
     addition to n_random random samples. Returns the manifest's fields plus the counts.
@@ -69,7 +71,7 @@ def assert_bit_exact(model, tmp_path: Path, n_random: int = 100, inputs=None, bo
     else:
         path = Path(model)
     outdir = tmp_path / f"out_{path.stem}"
-    result = convert(path, outdir, ConvertOptions(board=board))
+    result = convert(path, outdir, ConvertOptions(board=generate_for or board, optimize=optimize))
     manifest = result.manifest
     b = load_board(board)
     build(outdir, b)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tinyc import __version__
 from tinyc.boards import load_board
-from tinyc.codegen import check_supported, generate
+from tinyc.codegen import OPTIMIZE_LEVELS, check_supported, generate, target_from_board
 from tinyc.errors import TinycError
 from tinyc.frontend import model_format
 from tinyc.frontend.tflite import graph_to_tflite, load_tflite, tflite_to_graph
@@ -38,6 +38,7 @@ from tinyc.quantize.prepare import PreparedModel, quantize_float
 @dataclass
 class ConvertOptions:
     board: str = "host"
+    optimize: str = "balanced"        # "balanced" | "speed" | "size": layouts the kernels get (codegen.target)
     calib: object = None              # .npy / .npz path, or an array of float samples
     calib_random: int | None = None   # N random calibration samples (smoke tests only)
     per_tensor: bool = False          # per-tensor weight scales instead of per-channel
@@ -61,7 +62,7 @@ def convert(model, outdir, options: ConvertOptions | None = None,
             progress: Progress | None = None) -> ConvertResult:
     """Compile a model file (.tflite, .keras, .h5 or SavedModel folder) into OUTDIR."""
     o = options or ConvertOptions()
-    load_board(o.board)  # an unknown board fails before any work
+    target_from_board(load_board(o.board).raw, o.optimize)  # an unknown board or level fails before any work
     model, outdir = Path(model), Path(outdir)
     fmt = model_format(model)
     graph = load_tflite(model) if fmt == "tflite" else None
@@ -120,14 +121,16 @@ def _convert_float(path: Path, fmt: str, source: Path, outdir: Path, o: ConvertO
 
 def _compress_and_write(graph: Graph, outdir: Path, o: ConvertOptions, sections: dict) -> ConvertResult:
     if not o.compress.active:
-        return convert_graph(graph, outdir, o.board, sections)
+        return convert_graph(graph, outdir, o.board, sections, optimize=o.optimize)
     compressed, _, report = compress(graph, o.compress)
-    return convert_graph(compressed, outdir, o.board, sections, compression=(graph, report))
+    return convert_graph(compressed, outdir, o.board, sections, compression=(graph, report), optimize=o.optimize)
 
 
 def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dict | None = None,
-                  compression: tuple[Graph, dict] | None = None) -> ConvertResult:
+                  compression: tuple[Graph, dict] | None = None, optimize: str = "balanced") -> ConvertResult:
     """Write OUTDIR for an int8 graph (checked already): C sources, model.tflite, tinyc.json.
+    The C is laid out for the board's [target] at the `optimize` level (recorded in the
+    manifest's `target` section).
 
     compression: (the graph before compression, the compress report), measured against the
     generated C into the manifest's `compression` section."""
@@ -137,7 +140,8 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
     graph = tflite_to_graph(tflite_bytes, source=str(Path(outdir) / MODEL_TFLITE))
     graph.meta = meta
     with staging(outdir) as tmp:
-        gen = generate(graph, tmp, tflite_bytes, board)
+        target = target_from_board(load_board(board).raw, optimize)
+        gen = generate(graph, tmp, tflite_bytes, board, target=target)
         (tmp / MODEL_TFLITE).write_bytes(tflite_bytes)
         manifest = Manifest(
             tinyc_version=__version__, board=board, model_hash=gen.model_hash, source=graph.meta.get("source"),
@@ -146,7 +150,7 @@ def convert_graph(graph: Graph, outdir: Path, board: str = "host", sections: dic
             arena_order=gen.plan.order, weight_bytes=gen.weight_bytes, code_bytes=None,
             macs=int(sum(l.macs for l in gen.layers)),
             layers=[LayerInfo(l.index, l.name, l.kind, int(l.macs)) for l in gen.layers],
-            sections=dict(sections or {}))
+            sections={"target": target.to_dict(), **(sections or {})})
         if compression is not None:
             original, report = compression
             manifest.sections["compression"] = compression_summary(original, report, gen.weight_bytes)

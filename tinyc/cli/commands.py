@@ -13,7 +13,7 @@ from tinyc.boards import DEFAULT_BOARD, load_board
 from tinyc.build import build_and_record
 from tinyc.cli.progress import bar
 from tinyc.cli.text import convert_lines, inspect_lines, report_lines, validate_lines
-from tinyc.convert import ConvertOptions, convert
+from tinyc.convert import OPTIMIZE_LEVELS, ConvertOptions, convert
 from tinyc.metrics.compression import with_measurements
 from tinyc.metrics.inspect import inspect_model
 from tinyc.metrics.speed import measure_speed
@@ -32,6 +32,8 @@ def _echo_err(text: str) -> None:
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--outdir", required=True, type=click.Path(path_type=Path), help="Folder for the generated sources.")
 @click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Target board (see `tinyc boards`).")
+@click.option("--optimize", type=click.Choice(OPTIMIZE_LEVELS), default="balanced", show_default=True,
+              help="Kernel layouts: speed may widen weights to int16 (more flash), size keeps the smallest code and data.")
 @click.option("--calib", type=click.Path(exists=True, path_type=Path), help="Calibration data for float/Keras models: .npy samples or .npz with x.")
 @click.option("--calib-random", type=int, help="Calibrate with N random samples (smoke tests only: scales are not trustworthy).")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor weight scales instead of per-channel.")
@@ -45,7 +47,7 @@ def _echo_err(text: str) -> None:
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
 @click.option("--weights", "weights_mode", type=click.Choice(["auto", "raw", "sparse", "huffman"]), default="raw", show_default=True,
               help="Weight encoding: raw int8, sparse (values + gaps), Huffman (+ Huffman gaps when sparse), or the smallest per tensor.")
-def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, eval_data, prune, prune_layer,
+def convert_cmd(model, outdir, board, optimize, calib, calib_random, per_tensor, io_type, eval_data, prune, prune_layer,
                 prune_channels, prune_exclude_first_last, train, rewind, weights_mode):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     popts = PruneOptions(
@@ -53,7 +55,7 @@ def convert_cmd(model, outdir, board, calib, calib_random, per_tensor, io_type, 
         per_layer=dict(parse_layer_option(t) for t in prune_layer),
         channels=check_fraction(prune_channels, "--prune-channels") if prune_channels is not None else None,
         exclude_first_last=prune_exclude_first_last)
-    options = ConvertOptions(board=board, calib=calib, calib_random=calib_random, per_tensor=per_tensor, io=io_type,
+    options = ConvertOptions(board=board, optimize=optimize, calib=calib, calib_random=calib_random, per_tensor=per_tensor, io=io_type,
                              eval_data=eval_data, compress=CompressOptions(popts, weights_mode), train=train,
                              rewind=rewind)
     result = convert(model, outdir, options, progress=bar)

@@ -5,5 +5,6 @@ The rest of tinyc calls two functions: `check_supported(graph)` (refuse what can
 generated, before any work) and `generate(...)` (the one lowering)."""
 
 from tinyc.codegen.generator import Generated, check_supported, generate
+from tinyc.codegen.target import OPTIMIZE_LEVELS, Target, target_from_board
 
-__all__ = ["Generated", "check_supported", "generate"]
+__all__ = ["Generated", "check_supported", "generate", "OPTIMIZE_LEVELS", "Target", "target_from_board"]

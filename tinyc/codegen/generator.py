@@ -20,6 +20,7 @@ from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir import DTYPES, Graph, Tensor, c_type
 from tinyc.codegen.ops import Lowered, check_op, spec_for
 from tinyc.codegen.planner import Plan, alias_roots, plan_memory
+from tinyc.codegen.target import Target
 from tinyc.resources import templates_dir
 
 
@@ -128,6 +129,7 @@ class LoweringContext:
     structs (model.c), scratch requests (planned after lowering). Lowering runs once; arena
     tensors and scratch buffers are referred to by macros whose offsets the plan fixes later."""
     graph: Graph
+    target: Target = field(default_factory=Target)
     plan: Plan | None = None
     consts: dict[str, ConstArray] = field(default_factory=dict)
     tensor_consts: dict[int, str] = field(default_factory=dict)
@@ -225,11 +227,13 @@ def _attr_text(attrs: dict) -> str:
     return ", ".join(parts)
 
 
-def lower_graph(graph: Graph, *, check: bool = True) -> tuple[list[Lowered], LoweringContext]:
-    """Lower every op once, then plan the arena (tensors and the scratch the ops asked for)."""
+def lower_graph(graph: Graph, *, check: bool = True,
+                target: Target | None = None) -> tuple[list[Lowered], LoweringContext]:
+    """Lower every op once for `target` (default: portable, balanced), then plan the arena
+    (tensors and the scratch the ops asked for)."""
     if check:
         check_supported(graph)
-    ctx = LoweringContext(graph)
+    ctx = LoweringContext(graph, target or Target())
     lowered = []
     for i, op in enumerate(graph.ops):
         try:
@@ -250,6 +254,7 @@ class OpContext:
         self._ctx = ctx
         self.op_index = op_index
         self.graph = ctx.graph
+        self.target = ctx.target
 
     def symbol(self, role: str) -> str:
         return self._ctx.symbol(self.op_index, role)
@@ -268,10 +273,10 @@ class OpContext:
 
 
 def generate(graph: Graph, outdir: Path, tflite_bytes: bytes, board_name: str = "host", *,
-             check: bool = True) -> Generated:
-    """Write the C sources for `graph` into outdir; return what the manifest needs.
-    check=False skips check_supported when the caller has just run it."""
-    lowered, ctx = lower_graph(graph, check=check)
+             check: bool = True, target: Target | None = None) -> Generated:
+    """Write the C sources for `graph` into outdir, laid out for `target`; return what the
+    manifest needs. check=False skips check_supported when the caller has just run it."""
+    lowered, ctx = lower_graph(graph, check=check, target=target)
     plan = ctx.plan
     layers = []
     for i, (op, low) in enumerate(zip(graph.ops, lowered)):
@@ -393,4 +398,4 @@ def check_supported(graph: Graph) -> None:
         check_op(graph, i)
 
 
-__all__ = ["generate", "lower_graph", "check_supported", "layer_symbol", "format_array"]
+__all__ = ["generate", "lower_graph", "check_supported", "layer_symbol", "format_array", "Target"]

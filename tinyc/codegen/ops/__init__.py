@@ -35,7 +35,14 @@ Contract (every module in this package follows it):
                               "filter", "bias", ...; default input<k>)
     ctx.scratch(nbytes)       C expression (int8_t *) of this layer's scratch buffer, planned
                               in the arena after lowering (NULL for 0 bytes)
+    ctx.target                the codegen.target.Target (board ISA, features, --optimize
+                              level): a lowering may choose a data layout from it; the kernel
+                              keeps a portable C path for every other target
 - `Lowered.macs` is the multiply-accumulate count for the report.
+- `Lowered.inplace` (optional) is the kernel's in-place contract for the memory planner:
+  `InPlace(input=k, min_gap=g)` says the output may overlap input k when it starts at least g
+  bytes before that input (output offset <= input offset - g), derived from the order in
+  which the kernel reads and writes. None: the output must not overlap any input.
 - Raw and encoded (sparse / Huffman) lowerings of an op live side by side in its module; the
   encoding helpers shared by them are in _encoded.py.
 """
@@ -50,12 +57,20 @@ from typing import Callable
 from tinyc.errors import UnsupportedError
 
 
+@dataclass(frozen=True)
+class InPlace:
+    """The output may overlap op input `input` if it starts at least `min_gap` bytes before it."""
+    input: int
+    min_gap: int
+
+
 @dataclass
 class Lowered:
     call: str  # C statement(s) for the layer body
     macs: int = 0
     notes: list[str] = field(default_factory=list)  # extra comment lines for the layer header
     kernels: list[str] | None = None  # kernel templates used instead of the op's registered ones
+    inplace: InPlace | None = None  # may the output overlap an input (see the module docstring)
 
 
 @dataclass
