@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.codegen.ops import Lowered, checker, register
+from tinyc.codegen.ops import Lowered, checker, register, simd
 from tinyc.codegen.ops._common import label as _label
 from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
 from tinyc.quant_math import activation_range_s8, conv_output_multipliers
@@ -187,6 +187,17 @@ def layer_note(g: dict, act_min: int, act_max: int) -> str:
     return f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]"
 
 
+def _lower_simd(graph, op, ctx, g: dict, lower, last: str, last_value: int) -> Lowered | None:
+    """The vector-core kernel (ops/simd.py) when the target has vectors and the weights are raw."""
+    if not simd.wants_simd(ctx.target) or weight_encoding(graph, op) is not None:
+        return None
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    mult, shift, act_min, act_max = _requant_consts(graph, op, g["out_ch"])
+    fields = {"dims": _dims_fields(g, last, last_value),
+              "op": _op_fields(g, -x.quant.zp, y.quant.zp, act_min, act_max)}
+    return lower(graph, op, ctx, g, fields, mult, shift, [layer_note(g, act_min, act_max)])
+
+
 def _acc_init(graph, op, filter_sums: np.ndarray, input_offset: int):
     """bias + input_offset * sum(filter) per output channel, or None if it leaves int32."""
     bias = np.zeros(filter_sums.shape, dtype=np.int64)
@@ -235,6 +246,9 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
     g = _geometry(graph, op, "CONV_2D", filter_h, filter_w, out_ch)
     groups = g["in_ch"] // filter_in_ch
     input_offset = -x.quant.zp
+    fast = _lower_simd(graph, op, ctx, g, simd.lower_conv_2d_gemm, "filter_ch", filter_in_ch)
+    if fast is not None:
+        return fast
     quant, act_min, act_max = _quant_fields(graph, op, ctx, out_ch)
     fields = {"dims": _dims_fields(g, "filter_ch", filter_in_ch),
               "op": _op_fields(g, input_offset, y.quant.zp, act_min, act_max), "quant": quant}
@@ -300,6 +314,9 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
     g = _geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)
     depth_multiplier = out_ch // g["in_ch"]
     input_offset = -x.quant.zp
+    fast = _lower_simd(graph, op, ctx, g, simd.lower_depthwise_conv_2d_simd, "depth_multiplier", depth_multiplier)
+    if fast is not None:
+        return fast
     quant, act_min, act_max = _quant_fields(graph, op, ctx, out_ch)
     fields = {"dims": _dims_fields(g, "depth_multiplier", depth_multiplier),
               "op": _op_fields(g, input_offset, y.quant.zp, act_min, act_max), "quant": quant}
