@@ -71,3 +71,59 @@ def test_golden_output_and_identical_counts_in_two_runs(kws, board, mlperf_dir):
     assert [r.cycles for r in a] == [r.cycles for r in b]
     assert [r.layer_cycles for r in a] == [r.layer_cycles for r in b]
     assert all(r.stack_bytes is not None and 0 < r.stack_bytes < board.raw["memory"]["stack_bytes"] for r in a)
+
+
+MLPERF_SAMPLES = {"ad01_int8": 3, "kws_ref_model": 3, "str_ww_ref_model": 3, "pretrainedResnet_quant": 2,
+                  "pretrainedResnet_large_int8": 2, "vww_96_int8": 2}
+
+
+@pytest.mark.parametrize("name", sorted(MLPERF_SAMPLES))
+def test_mlperf_bit_exact_on_a72_virt(name, mlperf_dir, tmp_path):
+    """Laid out for the A72 (NEON kernels), counted on the emulated core."""
+    from helpers import assert_bit_exact
+    r = assert_bit_exact(mlperf_dir / f"{name}.tflite", tmp_path, n_random=MLPERF_SAMPLES[name], board=BOARD)
+    assert r["board"] == BOARD
+
+
+@pytest.mark.parametrize("run_on", ["host-portable", "host", "rpi4", "mps2-an386"])
+def test_vector_layout_is_bit_exact_on_every_core(run_on, mlperf_dir, tmp_path, monkeypatch):
+    """An OUTDIR laid out for the A72 runs its AVX2 step on the host, NEON under qemu-aarch64
+    (rpi4), and the portable C step on the host (TINYC_VECTOR_ISA=none) and on a Cortex-M4."""
+    from helpers import assert_bit_exact
+    board = run_on
+    if run_on == "host-portable":
+        monkeypatch.setenv("TINYC_VECTOR_ISA", "none")
+        board = "host"
+    assert_bit_exact(mlperf_dir / "kws_ref_model.tflite", tmp_path, n_random=3, board=board, generate_for=BOARD)
+    model_c = (tmp_path / "out_kws_ref_model" / "model.c").read_text()
+    assert "tinyc_conv_2d_gemm_s8(" in model_c and "tinyc_depthwise_conv_2d_simd_s8(" in model_c
+
+
+def _with_minus_128_weights(path) -> bytes:
+    """The model with one weight of every CONV_2D and DEPTHWISE_CONV_2D filter set to -128
+    (legal int8, outside TFLite's symmetric [-127, 127]): two such products overflow the
+    int16 lanes of the NEON step, so those layers must take an exact one."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+    m = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    g = m.subgraphs[0]
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    for op in g.operators:
+        code = m.operatorCodes[op.opcodeIndex]
+        if names.get(max(code.builtinCode, code.deprecatedBuiltinCode)) in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            buf = m.buffers[g.tensors[op.inputs[1]].buffer]
+            data = np.array(buf.data, dtype=np.uint8)
+            data[: min(8, data.size)] = 0x80
+            buf.data = data
+    b = flatbuffers.Builder(0)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+@pytest.mark.parametrize("board", [BOARD, "host"])
+def test_minus_128_weights_stay_bit_exact(board, mlperf_dir, tmp_path):
+    from helpers import assert_bit_exact
+    tfl = _with_minus_128_weights(mlperf_dir / "kws_ref_model.tflite")
+    inputs = [[np.full((1, 49, 10, 1), -128, dtype=np.int8)]]   # -128 x -128 products
+    assert_bit_exact(tfl, tmp_path, n_random=3, board=board, generate_for=BOARD, inputs=inputs)
+    assert "a weight is -128: NEON takes the portable step" in next(tmp_path.glob("out_*/model.c")).read_text()
