@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup apt venv test demo bench bench-arena bench-compression clean
+.PHONY: setup apt venv test demo bench bench-arena bench-compression bench-speed-vector clean
 
 setup: apt $(STAMP)
 
@@ -42,7 +42,10 @@ bench-arena: setup
 bench-compression: setup
 	$(PY) bench/deep_compression.py
 
-bench: bench-arena bench-compression
+bench-speed-vector: setup
+	$(PY) bench/speed_vector.py
+
+bench: bench-arena bench-compression bench-speed-vector
 
 clean:
 	rm -rf out build *.egg-info
