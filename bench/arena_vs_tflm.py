@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tflm import tflm_arena
 
-from tinyc.convert import convert
+from tinyc.convert import ConvertOptions, convert
 
 MODELS = ["ad01_int8", "kws_ref_model", "str_ww_ref_model", "pretrainedResnet_quant",
           "pretrainedResnet_large_int8", "vww_96_int8"]
@@ -20,7 +20,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in MODELS:
             path = mlperf / f"{name}.tflite"
-            m = convert(path, Path(tmp) / name).manifest
+            m = convert(path, Path(tmp) / name, ConvertOptions(board="mps2-an386")).manifest
             ours = m.arena_bytes
             with_io = ours + sum(t.bytes for t in m.inputs + m.outputs)
             tflm = tflm_arena(path)
