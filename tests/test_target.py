@@ -21,7 +21,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "kws_ref_model.t
 def test_every_board_names_its_isa_and_features():
     expected = {"mps2-an386": ("armv7e-m", {"dsp"}), "mps2-an500": ("armv7e-m", {"dsp"}),
                 "mps3-an547": ("armv8.1-m.main", {"dsp", "mve"}), "rpi4": ("armv8-a", {"neon"}),
-                "host": ("x86-64", set())}
+                "host": ("x86-64", {"avx2"}), "a72-virt": ("armv8-a", {"neon"})}
     for name in board_names():
         t = target_from_board(load_board(name).raw)
         assert t.isa and t.isa != "generic", name
