@@ -99,6 +99,18 @@ def test_vector_layout_is_bit_exact_on_every_core(run_on, mlperf_dir, tmp_path, 
     assert "tinyc_conv_2d_simd_s8(" in model_c and "tinyc_depthwise_conv_2d_simd_s8(" in model_c
 
 
+
+@pytest.mark.parametrize("optimize", ["balanced", "size"])
+def test_cortex_m_layout_is_bit_exact_on_the_a72(optimize, mlperf_dir, tmp_path):
+    """An OUTDIR laid out for a Cortex-M4 (the specialised SMLAD kernels, or the shared ones
+    under size) runs their portable C on the A72."""
+    from helpers import assert_bit_exact
+    assert_bit_exact(mlperf_dir / "kws_ref_model.tflite", tmp_path, n_random=3, board=BOARD,
+                     generate_for="mps2-an386", optimize=optimize)
+    model_c = (tmp_path / "out_kws_ref_model" / "model.c").read_text()
+    assert ("tinyc_conv_2d_gemm_s8(" in model_c) == (optimize != "size")
+    assert "tinyc_conv_2d_simd_s8(" not in model_c
+
 def _with_minus_128_weights(path) -> bytes:
     """The model with one weight of every CONV_2D and DEPTHWISE_CONV_2D filter set to -128
     (legal int8, outside TFLite's symmetric [-127, 127]): two such products overflow the

@@ -56,3 +56,22 @@ def test_convert_records_board_target_and_level(tmp_path):
     res = CliRunner().invoke(cli, ["convert", str(EXAMPLE), "-o", str(tmp_path / "x"),
                                    "--optimize", "fastest"])
     assert res.exit_code != 0 and "fastest" in res.output and not (tmp_path / "x").exists()
+
+
+def _conv_kernels(target: Target) -> set[str]:
+    graph = load_tflite(EXAMPLE)
+    lowered, _ = lower_graph(graph, target=target)
+    return {k for op, low in zip(graph.ops, lowered) if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D")
+            for k in (low.kernels or ["shared"])}
+
+
+def test_lowering_precedence_vectors_then_dsp_then_shared():
+    """Vector cores take the vector-core kernels, Cortex-M DSP cores the specialised GEMM /
+    planar ones; --optimize size keeps the shared kernels on every core."""
+    for features in (("neon",), ("avx2",)):
+        ks = _conv_kernels(Target("armv8-a", features))
+        assert {"conv_2d_simd", "depthwise_conv_2d_simd"} <= ks and "conv_2d_gemm" not in ks, features
+        assert _conv_kernels(Target("armv8-a", features, "size")) == {"shared"}
+    ks = _conv_kernels(Target("armv7e-m", ("dsp",)))
+    assert {"conv_2d_gemm", "depthwise_conv_2d_planar"} <= ks and "conv_2d_simd" not in ks
+    assert _conv_kernels(Target("armv7e-m", ("dsp",), "size")) == {"shared"}
