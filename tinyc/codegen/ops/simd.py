@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyc.codegen.gemm_layout import ceil_to
 from tinyc.codegen.ops import Lowered
 
 SIMD_FEATURES = ("neon", "avx2")
@@ -31,10 +32,6 @@ MAX_DW_TAPS = 16        # the NEON step keeps every tap's weights of a channel g
 def wants_simd(target) -> bool:
     """Is the C laid out for a core with vectors (the board's [target] features)?"""
     return any(target.has(f) for f in SIMD_FEATURES)
-
-
-def ceil_to(n: int, m: int) -> int:
-    return -(-int(n) // m) * m
 
 
 def wrap_s32(v: np.ndarray) -> np.ndarray:
