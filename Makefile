@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup apt venv test test-models test-corpus test-corpus-mps2 demo bench bench-arena bench-compression bench-speed clean
+.PHONY: setup apt venv test test-models test-corpus test-corpus-mps2 demo bench bench-arena bench-compression bench-speed bench-speed-vector clean
 
 setup: apt $(STAMP)
 
@@ -58,7 +58,12 @@ bench-compression: setup
 bench-speed: setup
 	$(PY) bench/speed.py
 
-bench: bench-arena bench-compression
+# instructions per MAC on the emulated Cortex-A72 (a72-virt), host latency of the vector kernels
+# vs LiteRT XNNPACK and BUILTIN_REF
+bench-speed-vector: setup
+	$(PY) bench/speed_vector.py
+
+bench: bench-arena bench-compression bench-speed-vector
 
 clean:
 	rm -rf out build *.egg-info

@@ -259,7 +259,7 @@ def fake_model(tmp_path_factory):
                             num_layers=2)
 
 
-@pytest.mark.parametrize("board_name", ["mps2-an386", "netduinoplus2"])
+@pytest.mark.parametrize("board_name", ["mps2-an386", "netduinoplus2", "a72-virt"])
 def test_hardfault_becomes_an_error_frame(fake_model, board_name):
     board = load_board(board_name)
     build(fake_model, board)

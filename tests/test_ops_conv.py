@@ -194,8 +194,11 @@ def test_deep_and_chained_bit_exact(deep_tflite, tmp_path):
 
 
 def test_valid_only_bit_exact(valid_only_tflite, tmp_path):
-    manifest = bit_exact(valid_only_tflite, tmp_path / "balanced")
-    # balanced: the specialised kernels' im2col / row-plane scratch
+    manifest = bit_exact(valid_only_tflite, tmp_path / "host")
+    # balanced on the host (avx2): the vector-core kernels (im2col scratch)
+    assert "tinyc_conv_2d_simd_s8" in (manifest["outdir"] / "model.c").read_text()
+    # balanced laid out for a Cortex-M (dsp), run here: the specialised kernels' im2col / row-plane scratch
+    manifest = assert_bit_exact(valid_only_tflite, tmp_path / "m4", n_random=20, generate_for="mps2-an386")
     assert "tinyc_conv_2d_gemm_s8" in (manifest["outdir"] / "model.c").read_text()
     manifest = bit_exact(valid_only_tflite, tmp_path / "size", optimize="size")
     # size, shared kernels: no scratch, every intermediate byte of the arena is a tensor (4x4x6 and 2x2x6)

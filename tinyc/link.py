@@ -52,7 +52,7 @@ TYPE_NAMES = {T_HELLO: "HELLO", T_INFER: "INFER", T_EXIT: "EXIT", T_HELLO_REPLY:
 
 ERROR_NAMES = {1: "bad INFER length", 2: "unknown frame type", 3: "inference failed", 4: "fault"}
 
-CYCLE_SOURCES = {0: "none", 1: "systick", 2: "dwt", 3: "clock"}
+CYCLE_SOURCES = {0: "none", 1: "systick", 2: "dwt", 3: "clock", 4: "pmccntr"}
 
 
 # ---------------------------------------------------------------------------- COBS

@@ -57,7 +57,8 @@ enum tinyc_cycle_source {
     TINYC_CYC_NONE = 0,
     TINYC_CYC_SYSTICK = 1, /* SysTick ticks of the core clock (instructions under QEMU -icount) */
     TINYC_CYC_DWT = 2,     /* DWT CYCCNT: real core cycles */
-    TINYC_CYC_NS = 3       /* clock_gettime(CLOCK_MONOTONIC) nanoseconds */
+    TINYC_CYC_NS = 3,      /* clock_gettime(CLOCK_MONOTONIC) nanoseconds */
+    TINYC_CYC_PMCCNTR = 4  /* AArch64 PMCCNTR_EL0: cycles (instructions under QEMU -icount) */
 };
 
 /* ---- what each platform provides (cortexm/ or linux/) ---- */

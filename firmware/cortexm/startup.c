@@ -1,14 +1,14 @@
 /*
  * Cortex-M start-up: vector table, reset handler (FPU on, .data copied, .bss zeroed),
  * fault handlers that report the fault to the host as an ERROR frame instead of hanging
- * silently, and stack painting (the stack's high-water mark, reported per inference).
+ * silently. Stack painting is common/stack_paint.c.
  */
 #include <stdint.h>
 
 #include "tinyc_protocol.h"
 
 extern uint32_t __data_load__, __data_start__, __data_end__, __bss_start__, __bss_end__;
-extern uint32_t __stack_top__, __stack_limit__;
+extern uint32_t __stack_top__;
 
 void tinyc_board_init(void);
 void tinyc_systick_handler(void);
@@ -117,38 +117,4 @@ void tinyc_fault_report(const uint32_t *frame, uint32_t exc_return)
     tinyc_server_fault(TINYC_E_FAULT, pc, msg);
     for (;;) {
     }
-}
-
-/* ---- stack painting: the free stack holds a pattern; the lowest overwritten word is the
-   high-water mark. The whole free stack is repainted before each inference (a few
-   instructions a word, outside the counted region), so each inference is measured alone. */
-
-#define STACK_PATTERN 0xA5A5A5A5u
-
-static uintptr_t paint_top; /* SP when painted: use is measured below it */
-
-static uintptr_t current_sp(void)
-{
-    uintptr_t sp;
-    __asm volatile("mov %0, sp" : "=r"(sp));
-    return sp;
-}
-
-void tinyc_stack_paint(void)
-{
-    volatile uint32_t *p = (volatile uint32_t *)(uintptr_t)&__stack_limit__;
-    uintptr_t sp = current_sp() & ~(uintptr_t)3u;
-    while ((uintptr_t)p < sp) {
-        *p++ = STACK_PATTERN;
-    }
-    paint_top = sp;
-}
-
-uint32_t tinyc_stack_used(void)
-{
-    const volatile uint32_t *p = (const volatile uint32_t *)(uintptr_t)&__stack_limit__;
-    while ((uintptr_t)p < paint_top && *p == STACK_PATTERN) {
-        ++p;
-    }
-    return (uint32_t)(paint_top - (uintptr_t)p);
 }

@@ -542,4 +542,37 @@ typedef struct {
     tinyc_strided_copy_dims dims;
 } tinyc_strided_copy_params_s8;
 
+/* ------------------------------------------- CONV_2D / DEPTHWISE_CONV_2D for SIMD cores
+ * (templates/ops/conv_2d_simd.c.j2, depthwise_conv_2d_simd.c.j2; tinyc/codegen/ops/simd.py)
+ * Per-channel arrays padded to whole vector blocks: acc_init = bias + input_offset * sum(w),
+ * and the requantization as gemmlowp's two steps: x << left_shift, rounding doubling high
+ * multiply, rounding divide by 2^right_shift (both shifts >= 0: shift = left - right). */
+typedef struct {
+    const int32_t *acc_init, *multiplier, *left_shift, *right_shift;
+} tinyc_simd_quant_params;
+
+typedef struct {
+    int32_t k, k4, oc8;       /* window length (filter_h * filter_w * input_ch), rounded up to 4;
+                                 output channels rounded up to 8 */
+    int32_t direct;           /* 1x1, stride 1, no padding, k == k4: the input rows are the windows */
+    int32_t pair16;           /* no weight is -128: two products fit an int16 lane (NEON step) */
+} tinyc_simd_gemm_dims;
+
+typedef struct {
+    tinyc_conv_dims dims;
+    tinyc_conv_op_params op;
+    tinyc_simd_gemm_dims gemm;
+    tinyc_simd_quant_params quant;
+    const int8_t *filter;     /* [oc8 / 8][k4 / 2][8 channels][2 k] ("OC8xK2"), zero padded */
+} tinyc_conv_2d_simd_params_s8;
+
+typedef struct {
+    tinyc_depthwise_conv_dims dims;
+    tinyc_conv_op_params op;
+    int32_t plane_h, plane_w; /* the zero-point padded input plane every window lies inside */
+    int32_t pair16;           /* no weight is -128 (NEON step) */
+    tinyc_simd_quant_params quant;
+    const int8_t *filter;     /* the model's [filter_h][filter_w][channels], then 16 zero bytes */
+} tinyc_depthwise_conv_2d_simd_params_s8;
+
 #endif /* TINYC_TYPES_H */

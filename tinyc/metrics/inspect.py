@@ -7,7 +7,9 @@ from pathlib import Path
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
 from tinyc.ir import first_float_op, op_macs
+from tinyc.boards import load_board
 from tinyc.codegen.generator import lower_graph
+from tinyc.codegen.target import target_from_board
 from tinyc.codegen.ops import check_op, supported_ops
 from tinyc.codegen.planner import buffer_rows
 from tinyc.outdir import MODEL_TFLITE, load_manifest
@@ -67,7 +69,10 @@ def arena_plan(outdir: Path) -> dict:
     manifest = load_manifest(outdir)
     io_in_arena = bool((manifest.section("memory") or {}).get("io_in_arena"))
     graph = load_tflite(outdir / MODEL_TFLITE)
-    _, ctx = lower_graph(graph, io_in_arena=io_in_arena)
+    # laid out for the board and level convert used: the kernels' scratch depends on them
+    target = target_from_board(load_board(manifest.board).raw,
+                               (manifest.section("target") or {}).get("optimize", "balanced"))
+    _, ctx = lower_graph(graph, io_in_arena=io_in_arena, target=target)
     plan = ctx.plan
     if plan.arena_bytes != manifest.arena_bytes:
         raise TinycError(f"{outdir}: re-planning model.tflite gives a {plan.arena_bytes}-byte arena, tinyc.json "

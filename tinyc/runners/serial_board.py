@@ -27,6 +27,8 @@ def cycle_unit(board: Board, emulated: bool) -> tuple[str, float]:
     if board.cycle_source == "systick" and emulated:
         # QEMU -icount shift=0: 1 ns of virtual time per instruction; SysTick ticks at clock_hz
         return "instructions", 1e9 / board.clock_hz
+    if board.cycle_source == "pmccntr" and emulated:
+        return "instructions", 1.0  # PMCCNTR under QEMU -icount shift=0: one per instruction
     return "cycles", 1.0
 
 

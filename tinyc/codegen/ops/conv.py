@@ -25,6 +25,11 @@ a border window into a small scratch buffer padded with the input zero point (th
 then add exactly 0) and runs the same code; DEPTHWISE_CONV_2D, whose inputs are used once
 per pixel, runs the reference formula over the taps inside. If `acc_init` would leave
 int32, both kernels fall back to the reference loop everywhere.
+
+Which kernel a layer takes: on a target with vectors (the board's neon / avx2 features) the
+vector-core kernels (ops/simd.py); otherwise the specialised GEMM / planar kernels (SMLAD on
+DSP cores, portable C elsewhere); where neither applies, and always under --optimize size,
+the shared kernels above. Every choice keeps a portable C path, so any OUTDIR builds anywhere.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.codegen import gemm_layout
-from tinyc.codegen.ops import InPlace, Lowered, checker, register
+from tinyc.codegen.ops import InPlace, Lowered, checker, register, simd
 from tinyc.codegen.ops._gemm import folded_quant, gemm_filter
 from tinyc.codegen.ops._common import label as _label, raster_min_gap
 from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
@@ -195,6 +200,19 @@ def layer_note(g: dict, act_min: int, act_max: int) -> str:
     return f"padding top {g['pad_h']}, left {g['pad_w']}; activation range [{act_min}, {act_max}]"
 
 
+def _lower_simd(graph, op, ctx, g: dict, lower, last: str, last_value: int) -> Lowered | None:
+    """The vector-core kernel (ops/simd.py) when the target has vectors and the weights are raw;
+    not under --optimize size (the shared kernels: the smallest code)."""
+    if (not simd.wants_simd(ctx.target) or ctx.target.optimize == "size"
+            or weight_encoding(graph, op) is not None):
+        return None
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    mult, shift, act_min, act_max = _requant_consts(graph, op, g["out_ch"])
+    fields = {"dims": _dims_fields(g, last, last_value),
+              "op": _op_fields(g, -x.quant.zp, y.quant.zp, act_min, act_max)}
+    return lower(graph, op, ctx, g, fields, mult, shift, [layer_note(g, act_min, act_max)])
+
+
 def _acc_init(graph, op, filter_sums: np.ndarray, input_offset: int):
     """bias + input_offset * sum(filter) per output channel, or None if it leaves int32."""
     bias = np.zeros(filter_sums.shape, dtype=np.int64)
@@ -243,10 +261,11 @@ def lower_conv_2d(graph, op, ctx) -> Lowered:
     g = _geometry(graph, op, "CONV_2D", filter_h, filter_w, out_ch)
     groups = g["in_ch"] // filter_in_ch
     input_offset = -x.quant.zp
-    if groups == 1 and weight_encoding(graph, op) is None:
+    fast = _lower_simd(graph, op, ctx, g, simd.lower_conv_2d_simd, "filter_ch", filter_in_ch)
+    if fast is None and groups == 1 and weight_encoding(graph, op) is None:
         fast = _lower_conv_2d_gemm(graph, op, ctx, g)
-        if fast is not None:
-            return fast
+    if fast is not None:
+        return fast
     quant, act_min, act_max = _quant_fields(graph, op, ctx, out_ch)
     fields = {"dims": _dims_fields(g, "filter_ch", filter_in_ch),
               "op": _op_fields(g, input_offset, y.quant.zp, act_min, act_max), "quant": quant}
@@ -360,10 +379,11 @@ def lower_depthwise_conv_2d(graph, op, ctx) -> Lowered:
     g = _geometry(graph, op, "DEPTHWISE_CONV_2D", filter_h, filter_w, out_ch)
     depth_multiplier = out_ch // g["in_ch"]
     input_offset = -x.quant.zp
-    if depth_multiplier == 1 and weight_encoding(graph, op) is None:
+    fast = _lower_simd(graph, op, ctx, g, simd.lower_depthwise_conv_2d_simd, "depth_multiplier", depth_multiplier)
+    if fast is None and depth_multiplier == 1 and weight_encoding(graph, op) is None:
         fast = _lower_depthwise_planar(graph, op, ctx, g)
-        if fast is not None:
-            return fast
+    if fast is not None:
+        return fast
     quant, act_min, act_max = _quant_fields(graph, op, ctx, out_ch)
     fields = {"dims": _dims_fields(g, "depth_multiplier", depth_multiplier),
               "op": _op_fields(g, input_offset, y.quant.zp, act_min, act_max), "quant": quant}
