@@ -19,14 +19,15 @@ sys.path.insert(0, str(REPO / "bench"))
 from tflm import tflm_arena  # noqa: E402  (the TFLM probe belongs to the benches)
 
 # tinyc's arena at most this times TFLM's activation arena (head), default options (balanced:
-# the specialised kernels, their scratch included).
+# the specialised kernels, their scratch included), for the Cortex-M4 whose TFLM arena the
+# targets are about (vector cores trade arena for speed: their kernels widen whole planes).
 HEAD_RATIO = {"kws_ref_model": 0.6, "vww_96_int8": 0.6, "pretrainedResnet_quant": 0.7}
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_arena_against_tflm_head(model, mlperf_dir, tmp_path):
     path = mlperf_dir / f"{model}.tflite"
-    ours = convert(path, tmp_path / "out").manifest.arena_bytes
+    ours = convert(path, tmp_path / "out", ConvertOptions(board="mps2-an386")).manifest.arena_bytes
     head = tflm_arena(path)["head"]
     ratio = HEAD_RATIO.get(model, 1.0)
     assert 0 < ours <= ratio * head, f"{model}: tinyc arena {ours} B > {ratio} x TFLM head {head} B"
@@ -87,14 +88,15 @@ def test_in_place_chain_arena_and_bit_exact(chain_model, tmp_path):
     assert ctx.plan.arena_bytes == 592
     assert [u.op for u in ctx.plan.inplace if ctx.plan.overlaps_in_place(u)] == [1, 2, 3]
     check_plan(graph, ctx.plan)
-    result = assert_bit_exact(chain_model, tmp_path / "caller", n_random=50)
+    result = assert_bit_exact(chain_model, tmp_path / "caller", n_random=50, generate_for="mps2-an386")
     assert result["arena_bytes"] == 592
     # The input (256 B) in the arena: the first conv (4 -> 8 channels, GEMM over pixel pairs)
     # writes pixels 0..61 before it reads the windows of 62 and 63, so its output starts
     # 62 * 8 - 62 * 4 = 248 -> 256 (aligned) bytes before the input: a span of
     # max(512, 256 + 256) bytes, within the 592. (The pixel-by-pixel kernel of --optimize size
     # needs 64 * 8 - 63 * 4 = 260 -> 272: 608 bytes.)
-    result = assert_bit_exact(chain_model, tmp_path / "arena", n_random=50, io_in_arena=True)
+    result = assert_bit_exact(chain_model, tmp_path / "arena", n_random=50, io_in_arena=True,
+                              generate_for="mps2-an386")
     assert result["arena_bytes"] == 592
 
 
@@ -104,7 +106,7 @@ def test_inspect_plan_and_plot(mlperf_dir, tmp_path):
     import json
     import subprocess
     out = tmp_path / "kws"
-    convert(mlperf_dir / "kws_ref_model.tflite", out)
+    convert(mlperf_dir / "kws_ref_model.tflite", out, ConvertOptions(board="mps2-an386"))
     tinyc = [sys.executable, "-m", "tinyc.cli", "inspect", str(out)]
     proc = subprocess.run([*tinyc, "--plan", "--json"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

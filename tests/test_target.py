@@ -52,7 +52,7 @@ def test_convert_records_board_target_and_level(tmp_path):
                                    "--board", "mps2-an386", "--optimize", "size"])
     assert res.exit_code == 0, res.output
     m = json.loads((out / "tinyc.json").read_text())
-    assert m["target"] == {"isa": "armv7e-m", "features": ["dsp"], "optimize": "size"}
+    assert m["target"] == {"isa": "armv7e-m", "features": ["dsp"], "optimize": "size", "numerics": "litert"}
     res = CliRunner().invoke(cli, ["convert", str(EXAMPLE), "-o", str(tmp_path / "x"),
                                    "--optimize", "fastest"])
     assert res.exit_code != 0 and "fastest" in res.output and not (tmp_path / "x").exists()
