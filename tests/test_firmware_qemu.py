@@ -25,7 +25,7 @@ from tinyc.cli.text import validate_lines
 from tinyc.build import build
 from tinyc.errors import TinycError
 from tinyc.link import T_RESULT, BoardError, decode_frame
-from tinyc.convert import convert
+from tinyc.convert import ConvertOptions, convert
 from tinyc.outdir import load_manifest
 from tinyc.runners import open_session, qemu
 from tinyc.samples import random_inputs
@@ -48,7 +48,7 @@ def models(tmp_path_factory, mlperf_dir):
     out = {}
     for name in MODELS:
         out[name] = root / name
-        convert(mlperf_dir / f"{name}.tflite", out[name])
+        convert(mlperf_dir / f"{name}.tflite", out[name], ConvertOptions(board="mps2-an386"))  # Cortex-M layouts
     return out
 
 
