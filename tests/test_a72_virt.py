@@ -85,6 +85,13 @@ def test_mlperf_bit_exact_on_a72_virt(name, mlperf_dir, tmp_path):
     assert r["board"] == BOARD
 
 
+@pytest.mark.parametrize("name", sorted(MLPERF_SAMPLES))
+def test_mlperf_bit_exact_on_rpi4(name, mlperf_dir, tmp_path):
+    """The Pi 4 board (aarch64 Linux, the same NEON kernels) under qemu-aarch64."""
+    from helpers import assert_bit_exact
+    assert_bit_exact(mlperf_dir / f"{name}.tflite", tmp_path, n_random=2, board="rpi4")
+
+
 @pytest.mark.parametrize("run_on", ["host-portable", "host", "rpi4", "mps2-an386"])
 def test_vector_layout_is_bit_exact_on_every_core(run_on, mlperf_dir, tmp_path, monkeypatch):
     """An OUTDIR laid out for the A72 runs its AVX2 step on the host, NEON under qemu-aarch64
@@ -98,6 +105,18 @@ def test_vector_layout_is_bit_exact_on_every_core(run_on, mlperf_dir, tmp_path, 
     model_c = (tmp_path / "out_kws_ref_model" / "model.c").read_text()
     assert "tinyc_conv_2d_simd_s8(" in model_c and "tinyc_depthwise_conv_2d_simd_s8(" in model_c
 
+
+
+@pytest.mark.parametrize("run_on", [BOARD, "host"])
+@pytest.mark.parametrize("optimize", ["speed", "size"])
+def test_every_level_of_the_vector_layout_is_bit_exact(optimize, run_on, mlperf_dir, tmp_path):
+    """--optimize speed (the vector kernels on every layer) and size (the shared kernels),
+    laid out for the A72, on the emulated A72 and on the host (balanced: the tests above)."""
+    from helpers import assert_bit_exact
+    assert_bit_exact(mlperf_dir / "kws_ref_model.tflite", tmp_path, n_random=3, board=run_on,
+                     generate_for=BOARD, optimize=optimize)
+    model_c = (tmp_path / "out_kws_ref_model" / "model.c").read_text()
+    assert ("tinyc_conv_2d_simd_s8(" in model_c) == (optimize == "speed")
 
 
 @pytest.mark.parametrize("optimize", ["balanced", "size"])
