@@ -42,3 +42,25 @@ def test_mlperf_levels_bit_exact_on_cortex_m(model, board_name, optimize, mlperf
     s = validate(out, board, samples)
     assert s.error is None, s.error
     assert s.samples == 1 and s.bit_exact == 1, s.as_dict()
+
+
+@pytest.mark.parametrize("weights", ["raw", "sparse", "huffman"])
+@pytest.mark.parametrize("optimize", ["balanced", "speed", "size"])
+def test_levels_and_weight_encodings_bit_exact_on_mps2_an386(optimize, weights, mlperf_dir, tmp_path):
+    """Every level with every weight encoding (pruned by half, so sparse pays) on the emulated
+    Cortex-M4: encoded layers take the decoding kernels, the rest the level's kernels."""
+    from tinyc.passes.compress import CompressOptions
+    from tinyc.passes.prune import PruneOptions
+
+    board = load_board("mps2-an386")
+    out = tmp_path / "out"
+    compress = CompressOptions(PruneOptions(sparsity=0.3), weights)
+    convert(mlperf_dir / "kws_ref_model.tflite", out,
+            ConvertOptions(board=board.name, optimize=optimize, compress=compress))
+    if weights != "raw":   # the encoded weights really reach the kernels
+        assert weights in (out / "tinyc_kernels.h").read_text()
+    build(out, board)
+    samples = random_inputs(load_manifest(out).inputs, 2, seed=4)
+    s = validate(out, board, samples)
+    assert s.error is None, s.error
+    assert s.samples == 2 and s.bit_exact == 2, s.as_dict()
