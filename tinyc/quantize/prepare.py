@@ -22,13 +22,14 @@ import numpy as np
 
 from tinyc.errors import TinycError
 from tinyc.frontend import model_format
-from tinyc.frontend.tflite import load_tflite, parse_model
+from tinyc.frontend.tflite import graph_to_tflite, load_tflite, parse_model, tflite_to_graph
 from tinyc.ir import first_float_op
 from tinyc.isolated import run_isolated
 from tinyc.reference import abort_hint
 from tinyc.progress import Progress, report as report_progress
 from tinyc.quantize import float_tflite as ft
 from tinyc.quantize import keras as kf
+from tinyc.quantize.float_islands import close_float_islands, has_float_island
 from tinyc.quantize.calibration import check_samples, load_samples, random_samples
 from tinyc.quantize.precision import PrecisionOptions, apply_precision
 from tinyc.quantize.sqnr import layer_report
@@ -154,6 +155,7 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
         int8_bytes = kf.convert_int8(path, rep, per_tensor=per_tensor, io=io)
     else:
         int8_bytes = ft.quantize_float_tflite(float_bytes, rep, per_tensor=per_tensor, io=io)
+    int8_bytes = _without_float_islands(int8_bytes)
     ft.check_full_int8(int8_bytes, f"{path.name} after quantization")
     if check is not None:
         check(int8_bytes)
@@ -176,6 +178,16 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
             s16_bytes = kf.convert_int8(path, rep, per_tensor=per_tensor, io=io, activations="int16")
         else:
             s16_bytes = ft.quantize_float_tflite(float_bytes, rep, per_tensor=per_tensor, io=io, activations="int16")
+        s16_bytes = _without_float_islands(s16_bytes)
         int8_bytes, layers = apply_precision(int8_bytes, s16_bytes, precision, report)
         report["precision"] = {"mode": precision.precision, "layers_16x8": layers}
     return PreparedModel(int8_bytes, fm, report, warnings)
+
+
+def _without_float_islands(quantized: bytes) -> bytes:
+    """The quantizer's output, with any float island around a movement op made int8
+    (tinyc.quantize.float_islands); the bytes unchanged when there is none."""
+    graph = tflite_to_graph(quantized, "quantized model")
+    if not has_float_island(graph):
+        return quantized
+    return graph_to_tflite(close_float_islands(graph))
