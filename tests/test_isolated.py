@@ -58,3 +58,38 @@ def test_validate_on_a_model_litert_aborts_on(tmp_path, mlperf_dir):
     assert res.exit_code != 0
     lines = [l for l in res.stderr.splitlines() if l.startswith("tinyc:")]
     assert len(lines) == 1 and "SIGABRT" in lines[0] and "SOFTMAX" in lines[0], res.stderr
+
+
+# ------------------------------------------------------------------ the persistent worker
+# (TensorFlow's converter runs in one: tinyc.quantize.prepare.CONVERTER)
+
+def _count_to(n, progress=None):
+    for k in range(n):
+        progress("counting", k + 1, n)
+    return os.getpid()
+
+
+def test_worker_answers_calls_streams_progress_and_outlives_a_crash(monkeypatch):
+    import ctypes
+    from pathlib import Path
+
+    from tinyc.isolated import Worker
+
+    worker = Worker("the test child")
+    with pytest.raises(TinycError, match="counting failed: the call cannot be read in the child"):
+        worker.call(_count_to, 1, what="counting")     # this test module is not on the child's path
+    worker.close()
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    try:
+        seen = []
+        pid = worker.call(_count_to, 3, what="counting", progress=lambda *a: seen.append(a))
+        assert pid != os.getpid() and seen == [("counting", 1, 3), ("counting", 2, 3), ("counting", 3, 3)]
+        assert worker.call(_count_to, 0, what="counting") == pid          # the same child answers again
+        with pytest.raises(TinycError, match="reading failed: ValueError"):
+            worker.call(int, "x", what="reading")
+        # A native crash (a read at address 0) ends the call with one line, not the caller.
+        with pytest.raises(TinycError, match=r"^the test child was killed by SIGSEGV while crashing \(.*\); mend it$"):
+            worker.call(ctypes.string_at, 0, what="crashing", hint="mend it")
+        assert worker.call(_count_to, 0, what="counting") not in (pid, os.getpid())   # a new child
+    finally:
+        worker.close()

@@ -324,3 +324,16 @@ def test_hybrid_model_refused_with_reason(mlperf_dir):
     with pytest.raises(UnsupportedError, match="hybrid") as e:
         prepare_int8(mlperf_dir / "kws_ref_model_float32.tflite", calib_random=4)
     assert "\n" not in str(e.value)
+
+
+def test_a_converter_crash_costs_one_model_not_tinyc(digits):
+    """TensorFlow's converter runs in its own process: one that dies natively (a read at address
+    0, standing for the converter's own crashes) becomes one line, and the next model converts."""
+    import ctypes
+
+    from tinyc.quantize.prepare import CONVERTER
+
+    with pytest.raises(TinycError, match=r"^TensorFlow's converter was killed by SIGSEGV while converting x "
+                                         r"\(.*\); TensorFlow crashed on this model"):
+        CONVERTER.call(ctypes.string_at, 0, what="converting x", hint="TensorFlow crashed on this model")
+    assert "CONV_2D" in _ops(prepare_int8(digits.keras_path, calib=digits.calib_npy).tflite)

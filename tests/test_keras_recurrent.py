@@ -38,3 +38,22 @@ def test_keras_recurrent_model_converts_and_is_bit_exact(layer, tmp_path):
     build(tmp_path / "out", board)
     summary = validate(tmp_path / "out", board, random_inputs(load_manifest(tmp_path / "out").inputs, 20, seed=6))
     assert summary.passed, summary.as_dict()
+
+
+def test_saved_model_with_a_recurrent_loop_is_refused_in_one_line(tmp_path):
+    """A SavedModel keeps an LSTM as a while-loop (no unrolling possible there): one line that says
+    what to give instead, nothing written."""
+    import keras
+    from click.testing import CliRunner
+
+    from tinyc.cli import main
+
+    inp = keras.Input((8, 4), batch_size=1)
+    keras.Model(inp, keras.layers.LSTM(6)(inp)).export(tmp_path / "lstm_saved_model")
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).normal(size=(8, 8, 4)).astype(np.float32))
+    res = CliRunner().invoke(main, ["convert", str(tmp_path / "lstm_saved_model"), "-o", str(tmp_path / "out"),
+                                    "--calib", str(tmp_path / "calib.npy")])
+    lines = [l for l in res.stderr.splitlines() if l.startswith("tinyc:")]
+    assert res.exit_code != 0 and len(lines) == 1 and "Traceback" not in res.output + res.stderr, res.stderr
+    assert "while-loop" in lines[0] and "unroll=True" in lines[0] and ".keras" in lines[0]
+    assert not (tmp_path / "out").exists()

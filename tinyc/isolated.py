@@ -12,13 +12,21 @@ The child is a plain `python -m tinyc.isolated` (not multiprocessing's spawn, wh
 re-runs the caller's main script and so breaks scripts without a main guard); the call
 and its result travel as pickles, the result through a file so that native chatter on the
 child's stdout cannot corrupt it.
+
+`Worker(who)` is the same idea for a child whose imports are dear (TensorFlow's converter:
+3-5 s to import): one child answers calls one after another over a socket pair (native
+chatter still goes to its log, not the socket), streams `progress(stage, done, total)`
+back while it works, and is started again after it dies, so one model that crashes the
+converter costs that model only.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,31 +72,139 @@ def run_isolated(fn, *args, what: str, hint: str | Callable[[], str] = "", **kwa
                 raise
         if code == 0 and result.is_file():
             kind, value = pickle.loads(result.read_bytes())
-            if kind == "ok":
-                return value
-            if kind == "tinyc":
-                cls, msg = value
-                raise cls(msg)
-            raise TinycError(f"{what} failed: {value}")
-        how = f"was killed by {_signal_name(code)}" if code < 0 else f"exited with code {code}"
-        last = [l.strip() for l in log.read_text(errors="replace").splitlines() if l.strip()]
-        said = f" ({last[-1][:200]})" if last else " (no message)"
-        hint = hint() if callable(hint) else hint
-        raise TinycError(f"LiteRT {how} while {what}{said}" + (f"; {hint}" if hint else ""))
+            return _answer(kind, value, what)
+        raise _died("LiteRT", code, log, what, hint)
+
+
+def _died(who: str, code: int, log: Path, what: str, hint: str | Callable[[], str]) -> TinycError:
+    """The one-line error for a child that ended without an answer."""
+    how = f"was killed by {_signal_name(code)}" if code < 0 else f"exited with code {code}"
+    last = [l.strip() for l in log.read_text(errors="replace").splitlines() if l.strip()] if log.is_file() else []
+    said = f" ({last[-1][:200]})" if last else " (no message)"
+    hint = hint() if callable(hint) else hint
+    return TinycError(f"{who} {how} while {what}{said}" + (f"; {hint}" if hint else ""))
+
+
+def _answer(kind: str, value, what: str):
+    """A child's ("ok" | "tinyc" | "error", value) as a return value or a raised error."""
+    if kind == "ok":
+        return value
+    if kind == "tinyc":
+        cls, msg = value
+        raise cls(msg)
+    raise TinycError(f"{what} failed: {value}")
+
+
+def _call(fn, args, kwargs) -> tuple:
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except TinycError as exc:
+        return ("tinyc", (type(exc), str(exc)))
+    except Exception as exc:  # noqa: BLE001 - handed to the parent, which words it
+        return ("error", f"{type(exc).__name__}: {exc}")
+
+
+class Worker:
+    """A child Python that runs calls one after another; see the module docstring.
+
+    worker.call(fn, *args, what="quantizing the model", hint=..., progress=cb, **kwargs)
+    returns fn(*args, **kwargs) as computed in the child. With `progress`, fn is called
+    with a `progress` keyword that sends (stage, done, total) back to `cb`."""
+
+    def __init__(self, who: str):
+        self.who = who                    # names the child in errors ("TensorFlow's converter")
+        self._proc: subprocess.Popen | None = None
+        self._conn = None
+        self._log: Path | None = None
+        atexit.register(self.close)
+
+    def _start(self) -> None:
+        from multiprocessing.connection import Connection
+
+        mine, theirs = socket.socketpair()
+        fd, log = tempfile.mkstemp(prefix="tinyc-worker-", suffix=".log")
+        self._log = Path(log)
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "tinyc.isolated", "--serve", str(theirs.fileno())],
+                                          stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
+                                          env=_child_env(), pass_fds=(theirs.fileno(),))
+        finally:
+            os.close(fd)
+            theirs.close()
+        self._conn = Connection(mine.detach())
+
+    def call(self, fn, *args, what: str, hint: str | Callable[[], str] = "", progress=None, **kwargs):
+        if self._proc is None or self._proc.poll() is not None:
+            self.close()
+            self._start()
+        try:
+            self._conn.send((os.getcwd(), fn, args, kwargs, progress is not None))
+            while True:
+                message = self._conn.recv()
+                if message[0] != "progress":
+                    return _answer(*message, what)
+                progress(*message[1:])
+        except (EOFError, OSError):    # the child died mid-call
+            code = self._proc.wait()
+            error = _died(self.who, code, self._log, what, hint)
+            self.close()
+            raise error from None
+        except BaseException:          # interrupted, or progress raised: the child goes with us
+            self.close(kill=True)
+            raise
+
+    def close(self, kill: bool = False) -> None:
+        """End the child (it exits when its socket closes) and remove its log."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._proc is not None:
+            if kill:
+                self._proc.kill()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._log is not None:
+            self._log.unlink(missing_ok=True)
+            self._log = None
+
+
+def _serve(fd: int) -> None:
+    """The child side of Worker: answer calls until the parent closes the socket."""
+    from multiprocessing.connection import Connection
+
+    conn = Connection(fd)
+    while True:
+        try:
+            cwd, fn, args, kwargs, wants_progress = conn.recv()
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # noqa: BLE001 - a call this child cannot unpickle
+            conn.send(("error", f"the call cannot be read in the child ({type(exc).__name__}: {exc})"))
+            continue
+        os.chdir(cwd)   # relative paths in the call mean what they mean to the caller
+        if wants_progress:
+            kwargs["progress"] = lambda stage, done, total: conn.send(("progress", stage, done, total))
+        answer = _call(fn, args, kwargs)
+        try:
+            conn.send(answer)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            conn.send(("error", f"the result of {getattr(fn, '__name__', fn)} cannot be sent back: {exc}"))
 
 
 def _main(call_path: str, result_path: str) -> None:
     fn, args, kwargs = pickle.loads(Path(call_path).read_bytes())
-    try:
-        out = ("ok", fn(*args, **kwargs))
-    except TinycError as exc:
-        out = ("tinyc", (type(exc), str(exc)))
-    except Exception as exc:  # noqa: BLE001 - handed to the parent, which words it
-        out = ("error", f"{type(exc).__name__}: {exc}")
+    out = _call(fn, args, kwargs)
     tmp = Path(result_path + ".tmp")
     tmp.write_bytes(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(result_path)
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--serve":
+        _serve(int(sys.argv[2]))
+    else:
+        _main(sys.argv[1], sys.argv[2])

@@ -230,8 +230,18 @@ def _run_converter(converter) -> bytes:
         raise TinycError(f"the TFLite converter failed: {reason}") from None
 
 
+# What the converter says about a recurrent layer kept as a TensorFlow while-loop (a SavedModel
+# of an LSTM/GRU not unrolled), and what the user can do about it.
+_TENSOR_LIST = ("the model runs a recurrent layer as a TensorFlow while-loop (tensor list ops), which int8 "
+                "TFLite cannot express: give tinyc the .keras model (it unrolls LSTM and GRU layers) or "
+                "export the layer with unroll=True")
+
+
 def _converter_reason(text: str) -> str:
-    for pat in (r"'tf\.[A-Za-z0-9]+' op is neither a custom op nor a flex op", r"error: ([^\n]+)",
+    if "Lowering tensor list ops is failed" in text:
+        return _TENSOR_LIST
+    # the first error line that is not only an MLIR location (`loc(callsite(...)): error: ...`)
+    for pat in (r"'tf\.[A-Za-z0-9]+' op is neither a custom op nor a flex op", r"error: (?!loc\()([^\n]+)",
                 r"RuntimeError: ([^\n]+)", r"ValueError: ([^\n]+)"):
         m = re.search(pat, text)
         if m:

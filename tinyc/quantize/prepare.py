@@ -24,7 +24,7 @@ from tinyc.errors import TinycError
 from tinyc.frontend import model_format
 from tinyc.frontend.tflite import graph_to_tflite, load_tflite, parse_model, tflite_to_graph
 from tinyc.ir import first_float_op
-from tinyc.isolated import run_isolated
+from tinyc.isolated import Worker, run_isolated
 from tinyc.reference import abort_hint
 from tinyc.progress import Progress, report as report_progress
 from tinyc.quantize import float_tflite as ft
@@ -118,13 +118,10 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
         raise TinycError("give either --calib or --calib-random, not both")
 
     # 1. the float model as TFLite sees it (and its input shape)
-    kind, keras_model = fmt, None
-    if fmt == "saved_model":
-        float_bytes = kf.convert_float(path)
-    elif fmt == "keras":
-        keras_model = kf.load_keras(path)
-        kf.check_keras_model(keras_model)
-        float_bytes = kf.convert_float(keras_model)
+    kind = fmt
+    if fmt in ("saved_model", "keras"):
+        float_bytes = CONVERTER.call(_float_flatbuffer, str(path), fmt, what=f"converting {path.name} to TFLite",
+                                     hint=CONVERTER_HINT)
     else:
         float_bytes = ft.load_bytes(path)
     ft.check_float_model(float_bytes, str(path.name))
@@ -147,15 +144,8 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
         warnings.append(f"only {len(samples)} calibration samples; ranges may not cover real inputs "
                         "(a few hundred are typical)")
 
-    # 3. quantize
-    rep = _representative(samples, progress)
-    if kind == "keras":
-        int8_bytes = kf.convert_int8(keras_model, rep, per_tensor=per_tensor, io=io)
-    elif kind == "saved_model":
-        int8_bytes = kf.convert_int8(path, rep, per_tensor=per_tensor, io=io)
-    else:
-        int8_bytes = ft.quantize_float_tflite(float_bytes, rep, per_tensor=per_tensor, io=io)
-    int8_bytes = _without_float_islands(int8_bytes)
+    # 3. quantize (in TensorFlow's process: a crash there costs this model only)
+    int8_bytes = _without_float_islands(_quantize(path, kind, float_bytes, samples, per_tensor, io, "int8", progress))
     ft.check_full_int8(int8_bytes, f"{path.name} after quantization")
     if check is not None:
         check(int8_bytes)
@@ -172,16 +162,56 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
                    "calibration": "random" if calib_random else "data", "per_channel": not per_tensor, "io": io})
     # 5. 16x8 layers (--precision): the 16x8 conversion of the same model and samples, mixed in
     if precision is not None and precision.needs_16x8:
-        if kind == "keras":
-            s16_bytes = kf.convert_int8(keras_model, rep, per_tensor=per_tensor, io=io, activations="int16")
-        elif kind == "saved_model":
-            s16_bytes = kf.convert_int8(path, rep, per_tensor=per_tensor, io=io, activations="int16")
-        else:
-            s16_bytes = ft.quantize_float_tflite(float_bytes, rep, per_tensor=per_tensor, io=io, activations="int16")
-        s16_bytes = _without_float_islands(s16_bytes)
+        s16_bytes = _without_float_islands(_quantize(path, kind, float_bytes, samples, per_tensor, io, "int16",
+                                                     progress))
         int8_bytes, layers = apply_precision(int8_bytes, s16_bytes, precision, report)
         report["precision"] = {"mode": precision.precision, "layers_16x8": layers}
     return PreparedModel(int8_bytes, fm, report, warnings)
+
+
+# TensorFlow's converter and quantizer run in one child process (tinyc.isolated.Worker): they
+# have died natively on models (a Keras 3 LSTM calibrated in its fused form: SIGSEGV), and
+# tinyc must outlive that with one line. The child pays TensorFlow's import once per tinyc run.
+CONVERTER = Worker("TensorFlow's converter")
+CONVERTER_HINT = ("TensorFlow crashed on this model, which is a TensorFlow bug: convert it to a .tflite file "
+                  "yourself (another TensorFlow version may work) and give tinyc that file")
+_KERAS_MODELS: dict = {}   # in the converter process: (path, mtime, size) -> loaded Keras model
+
+
+def _keras_model(path: str):
+    """The Keras model at `path`, loaded and checked once per converter process."""
+    st = Path(path).stat()
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _KERAS_MODELS:
+        model = kf.load_keras(path)
+        kf.check_keras_model(model)
+        _KERAS_MODELS.clear()
+        _KERAS_MODELS[key] = model
+    return _KERAS_MODELS[key]
+
+
+def _float_flatbuffer(path: str, kind: str) -> bytes:
+    """(Converter process) the float32 .tflite of a Keras model or SavedModel."""
+    return kf.convert_float(_keras_model(path) if kind == "keras" else path)
+
+
+def _quantize_in_converter(path: str, kind: str, float_bytes: bytes, samples: np.ndarray, per_tensor: bool,
+                           io: str, activations: str, progress: Progress | None = None) -> bytes:
+    """(Converter process) the int8 (or 16x8) .tflite, calibrated on `samples`."""
+    rep = _representative(samples, progress)
+    if kind == "keras":
+        return kf.convert_int8(_keras_model(path), rep, per_tensor=per_tensor, io=io, activations=activations)
+    if kind == "saved_model":
+        return kf.convert_int8(path, rep, per_tensor=per_tensor, io=io, activations=activations)
+    return ft.quantize_float_tflite(float_bytes, rep, per_tensor=per_tensor, io=io, activations=activations)
+
+
+def _quantize(path: Path, kind: str, float_bytes: bytes, samples: np.ndarray, per_tensor: bool, io: str,
+              activations: str, progress: Progress | None) -> bytes:
+    mode = "16x8" if activations == "int16" else "int8"
+    return CONVERTER.call(_quantize_in_converter, str(path), kind, float_bytes, samples, per_tensor, io,
+                          activations, what=f"quantizing {path.name} to {mode}", hint=CONVERTER_HINT,
+                          progress=progress)
 
 
 def _without_float_islands(quantized: bytes) -> bytes:
