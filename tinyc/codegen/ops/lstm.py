@@ -8,7 +8,8 @@ Constants as PopulateQuantizedLstmParams8x8_16 and PopulatePrecomputedZPTimesWei
   gate rescale  = weight_scale * input_scale / 2^-12 (float32), recurrent likewise with the
                   output state's scale; hidden rescale = float(2^-15 / hidden_scale * 2^-15)
                   (the hidden intermediate's scale and zero point: the op's 5th intermediate)
-  cell_scale    = log2 of the cell state's scale (a power of two; tinyc: 2^-11 or 2^-12)
+  cell_scale    = log2 of the cell state's scale (a power of two, 2^-15 to 2^-11: wider ones
+                  need gemmlowp's clamp of exp below -32, which tinyc does not implement)
   cell_clip     = (int16)(cell_clip / cell_scale) in float32, 0 for none
   biases        = bias - input_zp * row sums (input side), -output_state_zp * row sums
 The two states are variable tensors: static arrays of the layer kept between calls, reset to
@@ -53,9 +54,10 @@ def check_lstm(graph, op):
     if len(inter) < 5 or graph.tensors[inter[4]].quant is None:
         raise UnsupportedError(f"{lab} lacks the hidden-state intermediate (its 5th) that TFLite's integer LSTM reads")
     log2 = math.log2(float(cell.quant.s))
-    if log2 != int(log2) or not -12 <= log2 <= -11:
-        raise UnsupportedError(f"{lab} has cell state scale {cell.quant.s:g}; tinyc compiles 2^-11 and 2^-12 "
-                               "(the exp of a wider cell state needs gemmlowp's clamp, not implemented)")
+    if log2 != int(log2) or not -15 <= log2 <= -11:
+        raise UnsupportedError(f"{lab} has cell state scale {cell.quant.s:g}; tinyc compiles the powers "
+                               "of two 2^-15 to 2^-11 (a wider cell state's tanh needs gemmlowp's exp clamp, not "
+                               "implemented)")
     if op.attrs.get("activation", "TANH") != "TANH":
         raise UnsupportedError(f"{lab} has cell activation {op.attrs.get('activation')}; the integer LSTM uses TANH")
     for k in range(1, 9):
