@@ -36,3 +36,18 @@ def test_svdf_cut_bit_exact_over_a_sequence(stem, reference, last_op, tmp_path):
     assert summary.error is None, summary.error
     assert summary.reference == reference
     assert summary.passed, f"{summary.samples - summary.bit_exact} of {summary.samples} differ"
+
+
+@pytest.mark.parametrize("stem", ["models__keyword_scrambled_8bit", "examples__mnist_lstm__trained_lstm_int8"])
+def test_variable_tensors_take_no_arena_slot(stem):
+    """SVDF memories and LSTM states live in static arrays of their layer: the arena plan leaves
+    them out, so the arena holds at most the other activations."""
+    from tinyc.codegen.planner import plan_memory
+
+    g = load_tflite(CORPUS / f"{stem}.tflite")
+    variables = set(g.meta["variable_tensors"])
+    assert variables
+    plan = plan_memory(g)
+    assert not variables & set(plan.offsets)
+    activations = {t for op in g.ops for t in op.outputs if t not in g.outputs}
+    assert plan.arena_bytes <= sum(g.tensors[t].nbytes for t in activations)

@@ -93,6 +93,9 @@ def plan_memory(graph: Graph, scratch_sizes: dict[int, int] | None = None,
     scratch_sizes = scratch_sizes or {}
     alias = alias_roots(graph)
     caller_owned = set(graph.outputs) | (set() if io_in_arena else set(graph.inputs))
+    # Variable tensors (LSTM states, SVDF memory) outlive a call: their lowerings keep them in
+    # static arrays of their own (ctx.state), so they take no arena slot.
+    caller_owned |= set(graph.meta.get("variable_tensors", []))
     groups: dict[int, Buffer] = {}
     for i, op in enumerate(graph.ops):
         for t in list(op.inputs) + list(op.outputs):
