@@ -14,8 +14,11 @@ from click.testing import CliRunner
 
 from helpers import assert_bit_exact, convert_keras_int8
 from tinyc.cli import main
+from tinyc.codegen.ops import check_op
 from tinyc.codegen.ops.logistic_s16 import lut_input_rescale, sigmoid_table_u16
+from tinyc.errors import UnsupportedError
 from tinyc.frontend.tflite import load_tflite
+from tinyc.ir import Graph, Op, QuantParams, Tensor
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -149,3 +152,36 @@ def test_cli_convert_precision_16x8_float_model_with_sigmoid_tanh_mean(tmp_path)
     assert {kinds.get(k) for k in ("LOGISTIC", "TANH", "MEAN")} == {"int16"}, kinds
     res = CliRunner().invoke(main, ["validate", str(out_dir), "--random", "10"])
     assert res.exit_code == 0 and "LiteRT BUILTIN_REF" in res.output, res.output
+
+
+def _q(scale, zp=0):
+    return QuantParams(np.array([scale], np.float32), np.array([zp], np.int64), 0)
+
+
+def _unary(kind, in_q, out_q, shape=(1, 4)):
+    t = [Tensor("x", shape, "int16", in_q), Tensor("y", shape, "int16", out_q)]
+    return Graph(t, [Op(kind, [0], [1], {}, "act")], [0], [1], name="g")
+
+
+def _mean(shape, in_q, out_q):
+    t = [Tensor("x", shape, "int16", in_q), Tensor("axes", (2,), "int32", None, np.array([1, 2], np.int32)),
+         Tensor("y", (shape[0], shape[3]), "int16", out_q)]
+    return Graph(t, [Op("MEAN", [0, 1], [2], {"keep_dims": False}, "mean")], [0], [2], name="g")
+
+
+@pytest.mark.parametrize("graph, needle", [
+    (_unary("LOGISTIC", _q(1e-3), _q(2 ** -14)), "2^-15"),                # output scale TFLite refuses
+    (_unary("TANH", _q(1e-3, 5), _q(2 ** -15)), "zero points 0"),
+    (_unary("LOGISTIC", _q(1e-3), _q(2 ** -15 * 1.0002)), "1/32768"),     # exact for LOGISTIC ...
+    (_unary("TANH", _q(10.0), _q(2 ** -15)), "overflows"),                # x * multiplier beyond int32
+    (_mean((1, 256, 256, 1), _q(0.01), _q(0.01)), "overflows"),           # 65536 * 32768 = 2^31
+    (_mean((1, 4, 4, 2), _q(0.01, 3), _q(0.01)), "zero points"),
+])
+def test_16x8_refusals_name_the_reason(graph, needle):
+    with pytest.raises(UnsupportedError, match=re.escape(needle)):
+        check_op(graph, 0)
+
+
+def test_16x8_tanh_takes_a_near_power_of_two_output_scale():
+    check_op(_unary("TANH", _q(1e-3), _q(2 ** -15 * 1.0002)), 0)  # ... TANH only checks log2 within 1e-3
+    check_op(_mean((1, 255, 256, 1), _q(0.01), _q(0.01)), 0)     # and MEAN of 65280 values still fits
