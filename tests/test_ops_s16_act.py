@@ -85,6 +85,9 @@ def test_logistic_tanh_16x8_every_input_bit_exact(lut_model, tmp_path):
 
 
 def _mean_model(ranges):
+    """Per range: a (6, 5, 3) input averaged over H,W (with and without keep_dims), over axes
+    1 and 3, and over channels; then a (256, 256, 1) input averaged over its 2^16 values, the
+    most whose int32 sum cannot overflow."""
     import keras
     L = keras.layers
     rng = np.random.default_rng(1)
@@ -96,6 +99,10 @@ def _mean_model(ranges):
                     L.Lambda(lambda t: keras.ops.mean(t, axis=(1, 3), keepdims=True))(inp),
                     L.Lambda(lambda t: keras.ops.mean(t, axis=-1))(inp)]
         reps.append(rng.normal(0, r / 3, (16, 6, 5, 3)).astype(np.float32))
+    big = keras.Input((256, 256, 1), name="big")
+    inputs.append(big)
+    outputs.append(L.GlobalAveragePooling2D()(big))
+    reps.append(rng.normal(0, 1, (16, 256, 256, 1)).astype(np.float32))
     return keras.Model(inputs, outputs), reps
 
 
@@ -106,12 +113,14 @@ def mean_model():
 
 def test_mean_16x8_bit_exact(mean_model, tmp_path):
     g, ops = _ops(mean_model, tmp_path, "MEAN")
-    assert len(ops) == 12 and {g.tensors[op.outputs[0]].dtype for op in ops} == {"int16"}
+    assert len(ops) == 13 and {g.tensors[op.outputs[0]].dtype for op in ops} == {"int16"}
     assert {bool(op.attrs.get("keep_dims")) for op in ops} == {True, False}
-    # saturation at both ends: constant extremes, and rows of extremes of either sign
-    samples = [[np.full((1, 6, 5, 3), v, np.int16)] * 3 for v in (-32768, 32767)]
+    # saturation at both ends: constant extremes (the 2^16-value sum reaching -2^31), and rows
+    # of extremes of either sign
+    samples = [[np.full((1, 6, 5, 3), v, np.int16)] * 3 + [np.full((1, 256, 256, 1), v, np.int16)]
+               for v in (-32768, 32767)]
     stripes = np.where(np.arange(90).reshape(1, 6, 5, 3) % 2 == 0, 32767, -32768).astype(np.int16)
-    samples.append([stripes, -stripes - 1, stripes])
+    samples.append([stripes, -stripes - 1, stripes, np.zeros((1, 256, 256, 1), np.int16)])
     assert_bit_exact(mean_model, tmp_path, n_random=20, inputs=samples)
 
 
@@ -174,7 +183,7 @@ def _mean(shape, in_q, out_q):
     (_unary("TANH", _q(1e-3, 5), _q(2 ** -15)), "zero points 0"),
     (_unary("LOGISTIC", _q(1e-3), _q(2 ** -15 * 1.0002)), "1/32768"),     # exact for LOGISTIC ...
     (_unary("TANH", _q(10.0), _q(2 ** -15)), "overflows"),                # x * multiplier beyond int32
-    (_mean((1, 256, 256, 1), _q(0.01), _q(0.01)), "overflows"),           # 65536 * 32768 = 2^31
+    (_mean((1, 257, 256, 1), _q(0.01), _q(0.01)), "overflows"),           # 65792 values > 2^16
     (_mean((1, 4, 4, 2), _q(0.01, 3), _q(0.01)), "zero points"),
 ])
 def test_16x8_refusals_name_the_reason(graph, needle):
@@ -184,4 +193,4 @@ def test_16x8_refusals_name_the_reason(graph, needle):
 
 def test_16x8_tanh_takes_a_near_power_of_two_output_scale():
     check_op(_unary("TANH", _q(1e-3), _q(2 ** -15 * 1.0002)), 0)  # ... TANH only checks log2 within 1e-3
-    check_op(_mean((1, 255, 256, 1), _q(0.01), _q(0.01)), 0)     # and MEAN of 65280 values still fits
+    check_op(_mean((1, 256, 256, 1), _q(0.01), _q(0.01)), 0)     # and MEAN of 2^16 values still fits
