@@ -3,9 +3,9 @@
 Every int16 MEAN there, over any axes, with or without keep_dims, goes through EvalQuantizedMean
 -> reference_ops::QuantizedMeanOrSum<int16_t, int32_t>, the int8 path (mean.py) with int16
 loads and bounds: an int32 sum per output, requantized by Prepare's input/output multiplier
-with 1/n folded in (mean_multiplier), gemmlowp double rounding, clamp to int16. The kernels
-never take reference_integer_ops::Mean for int16. PrepareSimple / PrepareMeanOrSum require
-both zero points to be 0, so the kernel has no offsets.
+with 1/n folded in (mean_multiplier), gemmlowp double rounding, clamp to int16 (never
+reference_integer_ops::Mean: the fast path is for int8 only). PrepareSimple / PrepareMeanOrSum
+require both zero points to be 0, so the kernel has no offsets.
 """
 
 from __future__ import annotations
