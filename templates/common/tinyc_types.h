@@ -459,6 +459,26 @@ typedef tinyc_pool_params_s8 tinyc_pool_params_s16;
 /* LEAKY_RELU, 16x8 */
 typedef tinyc_leaky_relu_params_s8 tinyc_leaky_relu_params_s16;
 
+/* LOGISTIC and TANH, 16x8: the input rescale to sigmoid-table steps of 1/(3 * 4096):
+ * (x * input_multiplier + rounding) >> input_shift. */
+typedef struct {
+    int32_t input_multiplier;
+    int32_t input_shift;                     /* right shift, rounding half up; 0..31 */
+} tinyc_sigmoid_lut_quant_params;
+
+typedef struct {
+    tinyc_flat_dims dims;
+    tinyc_sigmoid_lut_quant_params quant;
+} tinyc_logistic_params_s16;
+
+typedef tinyc_logistic_params_s16 tinyc_tanh_params_s16;
+
+/* MEAN, 16x8: zero points are 0 (TFLite requires it), so no offsets. */
+typedef struct {
+    tinyc_reduce_dims dims;
+    tinyc_per_tensor_quant_params quant;     /* 1/n folded in */
+} tinyc_mean_params_s16;
+
 /* ------------------------------------------------------------------------------ SVDF */
 typedef struct {
     int32_t batches, input_size, filters, memory, units, rank;   /* filters = units * rank */

@@ -81,8 +81,16 @@ def _axes(graph, op) -> list[int]:
 def check_mean(graph, op):
     lab = label(op, "MEAN")
     x, y = check_s8_in_out(graph, op, lab, 2, "int8 MEAN")
-    ax = graph.tensors[op.inputs[1]]
     check_per_tensor(lab, x, y)
+    n = check_mean_axes(graph, op, lab)
+    if n * 128 + abs(x.quant.zp) * n >= 1 << 31:
+        raise UnsupportedError(f"{lab} averages {n} values, which overflows the reference's int32 sum")
+
+
+def check_mean_axes(graph, op, lab: str) -> int:
+    """MEAN's axes (constant, in range, at most two runs) and output shape; returns the count
+    of values each output averages."""
+    x, y, ax = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]], graph.tensors[op.inputs[1]]
     if not ax.is_const or ax.dtype != "int32":
         raise UnsupportedError(f"{lab} has {'non-constant' if not ax.is_const else ax.dtype} axes; "
                                "tinyc needs constant int32 axes")
@@ -102,23 +110,30 @@ def check_mean(graph, op):
     if [int(e) for e in y.shape] != want:
         raise UnsupportedError(f"{lab} has output shape {list(y.shape)}, but axes {raw} with "
                                f"keep_dims={keep} give {want}")
-    n = int(np.prod([int(x.shape[a]) for a in axes], dtype=np.int64)) if axes else 1
-    if n * 128 + abs(x.quant.zp) * n >= 1 << 31:
-        raise UnsupportedError(f"{lab} averages {n} values, which overflows the reference's int32 sum")
+    return int(np.prod([int(x.shape[a]) for a in axes], dtype=np.int64)) if axes else 1
 
 
-@register("MEAN", kernels=["mean"])
-def lower_mean(graph, op, ctx) -> Lowered:
+def mean_fields(graph, op) -> tuple[dict, int, str]:
+    """The dims and quant groups of a MEAN's params (the int8 and int16 kernels share them),
+    the count n each output averages, and the layer note."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     axes = _axes(graph, op)
     loops = reduce_loops(x.shape, axes)
     n = loops[1] * loops[3]
     mult, shift = mean_multiplier(x.quant.s, y.quant.s, n)
+    fields = {"dims": dict(zip(("outer", "reduce0", "mid", "reduce1", "inner"), loops)),
+              "quant": {"multiplier": mult, "shift": shift}}
+    return fields, n, f"axes {sorted(axes)}: mean of {n} values; loops outer/reduce/mid/reduce/inner = {loops}"
+
+
+@register("MEAN", kernels=["mean"])
+def lower_mean(graph, op, ctx) -> Lowered:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    fields, n, note = mean_fields(graph, op)
     params = ctx.params("tinyc_mean_params_s8", {
-        "dims": dict(zip(("outer", "reduce0", "mid", "reduce1", "inner"), loops)),
+        "dims": fields["dims"],
         "op": {"input_zero_point_n": x.quant.zp * n, "output_offset": y.quant.zp},
-        "quant": {"multiplier": mult, "shift": shift},
+        "quant": fields["quant"],
     })
     call = f"tinyc_mean_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
-    notes = [f"axes {sorted(axes)}: mean of {n} values; loops outer/reduce/mid/reduce/inner = {loops}"]
-    return Lowered(call=call, macs=x.size, notes=notes)
+    return Lowered(call=call, macs=x.size, notes=[note])
