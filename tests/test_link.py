@@ -443,3 +443,38 @@ def test_serial_board_runner_names_a_dead_port(ad01):
     with pytest.raises(TinycError) as exc:
         serial_board.open_session(NATIVE, ad01, port="/dev/ttyNOPE0", timeout=1.0)
     assert "/dev/ttyNOPE0" in str(exc.value)
+
+
+def test_a_port_failing_with_termios_errors_is_one_line_and_close_swallows_it():
+    """pyserial's flush (tcdrain) and buffer reset (tcflush) raise termios.error, not OSError,
+    when the far end of a port is gone (QEMU exited first, under load). A write then fails with
+    one TinycError, and closing a session whose results are in does not fail the run."""
+    import os
+    import termios
+    import tty
+
+    import serial
+
+    from tinyc.runners.serial_board import BoardSession
+
+    class DyingPort(serial.Serial):      # a real pty; the fault is injected where the OS reports it
+        def flush(self):
+            raise termios.error(5, "Input/output error")
+
+        def reset_input_buffer(self):
+            raise termios.error(5, "Input/output error")
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        port = DyingPort(os.ttyname(slave), 115200, timeout=0.1)
+        link = L.Link(port, name="dying", retries=0)
+        with pytest.raises(TinycError, match="cannot write to dying: .*Input/output error"):
+            link.send(L.T_EXIT, 1)
+        closed = []
+        session = BoardSession(link, NATIVE, emulated=True, on_close=lambda: closed.append(1))
+        session.close()
+        assert closed == [1] and session.closed
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -25,11 +25,16 @@ ACK).
 from __future__ import annotations
 
 import struct
+import termios
 import time
 import zlib
 from dataclasses import dataclass, field
 
 from tinyc.errors import TinycError
+
+# What a serial port whose far end went away raises: pyserial's write and read raise OSError
+# (SerialException is one), its flush and buffer resets termios.error, which is not one.
+PORT_ERRORS = (OSError, termios.error)
 
 PROTO_VERSION = 2
 HELLO_VERSION = 1       # HELLO goes out as v1: boards of every version answer it with their own version
@@ -351,7 +356,7 @@ class Link:
         if reset is not None:
             try:
                 reset()
-            except OSError:
+            except PORT_ERRORS:
                 pass
 
     def wire_seconds(self, payload_bytes: int) -> float:
@@ -370,7 +375,7 @@ class Link:
             flush = getattr(self.stream, "flush", None)
             if flush is not None:
                 flush()
-        except OSError as exc:
+        except PORT_ERRORS as exc:
             if self.alive is not None:
                 self.alive()
             raise TinycError(f"cannot write to {self.name}: {exc}") from None
