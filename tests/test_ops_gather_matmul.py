@@ -144,6 +144,16 @@ MATMUL_CASES = [
 ]
 
 
+def test_batch_matmul_constant_rhs_bit_exact(tmp_path):
+    """A constant operand (a weight the converter left as BATCH_MATMUL) is emitted into weights.c."""
+    o = S.BatchMatMulOptionsT()
+    w = np.random.default_rng(3).integers(-128, 128, size=(2, 6, 5)).astype(np.int8)
+    model = one_op_model("BATCH_MATMUL", [((2, 3, 6), "int8", (0.05, -4), None), (w.shape, "int8", (0.01, 2), w)],
+                         ((2, 3, 5), "int8", (0.03, 6)), o, S.BuiltinOptions.BatchMatMulOptions)
+    r = assert_bit_exact(model, tmp_path, n_random=N_RANDOM, inputs=extremes([(2, 3, 6)]))
+    assert "tinyc_l0_batch_matmul_input1" in (r["outdir"] / "weights.c").read_text()
+
+
 @pytest.mark.parametrize("case", MATMUL_CASES, ids=lambda c: f"{c[0]}x{c[1]}-adj{int(c[2])}{int(c[3])}")
 def test_batch_matmul_bit_exact(case, tmp_path):
     x_shape, y_shape, adj_x, adj_y, qx, qy, qo = case
@@ -226,6 +236,29 @@ def test_gather_with_model_input_indices_is_refused():
                                     ((1, 7), "int32", None, None)],
                          ((1, 7, 4), "int8", (0.1, 0)), o, S.BuiltinOptions.GatherOptions)
     assert "constant indices only" in refusal(model)
+
+
+def test_keras_embedding_on_an_int32_input_is_refused_in_one_line():
+    """The converter puts LESS, ADD and SELECT (negative indices wrap) before the GATHER of an
+    Embedding on an int32 model input; tinyc has no int32 arithmetic and refuses the first."""
+    import contextlib
+    import io
+    import keras
+    import tensorflow as tf
+    inp = keras.Input((7,), dtype="int32")
+    model = keras.Model(inp, keras.layers.Embedding(20, 4)(inp))
+    fn = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec([1, 7], tf.int32))
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn])
+    rng = np.random.default_rng(0)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([rng.integers(0, 20, (1, 7)).astype(np.int32)] for _ in range(8))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_output_type = tf.int8
+    with contextlib.redirect_stdout(io.StringIO()):
+        tflite = bytes(conv.convert())
+    kinds = [op.kind for op in tflite_to_graph(tflite).ops]
+    assert kinds == ["LESS", "ADD", "SELECT", "GATHER"]
+    assert "is LESS, which tinyc does not support" in refusal(tflite)
 
 
 def test_gather_out_of_range_index_is_refused():
