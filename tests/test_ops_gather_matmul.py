@@ -141,6 +141,8 @@ MATMUL_CASES = [
     ((2, 1, 3, 7), (3, 7, 2), False, False, (0.07, 20), (0.05, -30), (0.5, 1)),        # broadcast batch dims
     ((1, 2, 1, 5, 3), (2, 2, 4, 5), True, True, (0.04, -1), (0.06, 4), (0.02, -100)),  # rank 5, both adjoint
     ((4, 40), (40, 3), False, False, (0.5, 100), (0.5, -100), (3.0, 0)),                # wide sums, saturation
+    ((2, 3, 4, 6), (2, 1, 6, 5), False, False, (0.03, 5), (0.04, -2), (0.05, 0)),      # the reference folds R into rows
+    ((1, 4, 6), (3, 5, 6), False, True, (0.03, -60), (0.04, 60), (0.08, 9)),            # LHS repeated per batch
 ]
 
 
