@@ -8,12 +8,15 @@ broadcast where one operand has extent 1.
 
 The reference first transposes the RHS (unless adj_y) and the LHS (if adj_x) into scratch
 and then runs its FULLY_CONNECTED-like loop over "RHS rows x LHS rows"; it also folds a
-[..., 1, depth, cols] RHS into the LHS rows. All of that only reorders an exact int32 sum,
-so this kernel walks both operands in place with the strides adj_x/adj_y imply instead.
+[..., 1, depth, cols] RHS into the LHS rows. All of that only reorders an exact int32 sum;
+this kernel takes the operands with the strides adj_x/adj_y imply.
 Constants as Prepare(): real multiplier = double(s_x) * double(s_y) / double(s_out)
 (GetQuantizedConvolutionMultipler), QuantizeMultiplier, offsets -x_zp, -y_zp, +out_zp,
 bounds [-128, 127] (no fused activation). The int32 sum holds depth * 255 * 255, checked
-here (depth <= 33025).
+here (depth <= 33025). The kernel folds the offsets out of the inner loop (row and column
+sums) and, like the reference, copies an operand not laid out along the depth into scratch
+(the RHS without adj_y, an LHS row with adj_x), so that every dot product reads contiguous
+bytes; scratch: cols int32 column sums + those copies.
 """
 
 from __future__ import annotations
@@ -105,8 +108,11 @@ def lower_batch_matmul(graph, op, ctx) -> Lowered:
                "act_min": -128, "act_max": 127},
         "quant": {"multiplier": int(mult[0]), "shift": int(shift[0])},
     })
+    # the RHS column sums of one matrix, then its transpose (no adj_y) and an LHS row (adj_x)
+    scratch = ctx.scratch(4 * cols + (cols * depth if s["rhs_depth_stride"] != 1 else 0)
+                          + (depth if s["lhs_depth_stride"] != 1 else 0))
     call = (f"tinyc_batch_matmul_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, "
-            f"{ctx.ptr(op.outputs[0])});")
+            f"{ctx.ptr(op.outputs[0])}, {scratch});")
     notes = [f"{int(np.prod(batch))} x [{rows} x {depth}] . [{depth} x {cols}], adj_x={s['adj_x']}, "
              f"adj_y={s['adj_y']}, batch strides lhs {x_stride} rhs {y_stride}"]
     return Lowered(call=call, macs=out.size * depth, notes=notes)
