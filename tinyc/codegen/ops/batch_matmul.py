@@ -34,7 +34,7 @@ MAX_DEPTH = ((1 << 31) - 1) // (255 * 255)
 
 def matmul_shapes(graph, op) -> dict:
     """rows, depth, cols, the broadcast batch dims and the strides of both operands."""
-    x, y, out = (graph.tensors[t] for t in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     adj_x, adj_y = bool(op.attrs.get("adj_x", False)), bool(op.attrs.get("adj_y", False))
     xs, ys = [int(d) for d in x.shape], [int(d) for d in y.shape]
     rows, depth_x = (xs[-1], xs[-2]) if adj_x else (xs[-2], xs[-1])
@@ -42,7 +42,7 @@ def matmul_shapes(graph, op) -> dict:
     rank = max(len(xs), len(ys))
     xb = [1] * (rank - len(xs)) + xs[:-2]
     yb = [1] * (rank - len(ys)) + ys[:-2]
-    # the reference's [adj_x] LHS element (i, k) and RHS element (k, j), in elements
+    # where LHS element (i, k) and RHS element (k, j) sit in their matrices, in elements
     return {"adj_x": adj_x, "adj_y": adj_y, "rows": rows, "depth_x": depth_x, "depth_y": depth_y, "cols": cols,
             "x_batch": xb, "y_batch": yb,
             "lhs_row_stride": 1 if adj_x else depth_x, "lhs_depth_stride": rows if adj_x else 1,
