@@ -168,6 +168,8 @@ def op_macs(graph: Graph, op: Op) -> int:
         return out.size * int(op.attrs.get("filter_h", 1)) * int(op.attrs.get("filter_w", 1))
     if op.kind == "MEAN":
         return t[op.inputs[0]].size
+    if op.kind == "BATCH_MATMUL":  # depth: the LHS's last dim, or the one before with adj_x
+        return out.size * int(t[op.inputs[0]].shape[-2 if op.attrs.get("adj_x") else -1])
     if op.kind in ("ADD", "MUL", "SOFTMAX", "LOGISTIC"):
         return out.size
     return 0

@@ -562,6 +562,51 @@ typedef struct {
     tinyc_strided_copy_dims dims;
 } tinyc_strided_copy_params_s8;
 
+/* ------------------------------------------------------------------------ REDUCE_MAX */
+
+/* The input viewed as MEAN's [outer][reduce0][mid][reduce1][inner]; no quantization (the
+ * reference requires the output to share the input's). */
+typedef struct {
+    tinyc_reduce_dims dims;
+} tinyc_reduce_max_params_s8;
+
+/* ---------------------------------------------------------------------------- GATHER */
+
+/* params [batches][outer][axis_size][inner_bytes] -> output [batches][outer][coords][inner_bytes] */
+typedef struct {
+    int32_t batches, outer, coords, axis_size;
+    int32_t inner_bytes;                     /* bytes of one gathered run */
+} tinyc_gather_dims;
+
+typedef struct {
+    tinyc_gather_dims dims;
+    const int32_t *indices;                  /* [batches][coords], each in [0, axis_size) */
+} tinyc_gather_params_s8;
+
+/* ---------------------------------------------------------------------- BATCH_MATMUL */
+
+/* Output [batch0][batch1][batch2][rows][cols]; element strides of both operands. */
+#define TINYC_MATMUL_MAX_BATCH_DIMS 3
+typedef struct {
+    int32_t batch[TINYC_MATMUL_MAX_BATCH_DIMS];            /* unused outer dims have extent 1 */
+    int32_t lhs_batch_stride[TINYC_MATMUL_MAX_BATCH_DIMS]; /* 0: the operand repeats (broadcast) */
+    int32_t rhs_batch_stride[TINYC_MATMUL_MAX_BATCH_DIMS];
+    int32_t rows, depth, cols;
+    int32_t lhs_row_stride, lhs_depth_stride;              /* lhs[i][k]; adj_x swaps them */
+    int32_t rhs_depth_stride, rhs_col_stride;              /* rhs[k][j]; adj_y swaps them */
+} tinyc_batch_matmul_dims;
+
+typedef struct {
+    int32_t lhs_offset, rhs_offset, output_offset;         /* -zero points, +output zero point */
+    int32_t act_min, act_max;
+} tinyc_batch_matmul_op_params;
+
+typedef struct {
+    tinyc_batch_matmul_dims dims;
+    tinyc_batch_matmul_op_params op;
+    tinyc_per_tensor_quant_params quant;
+} tinyc_batch_matmul_params_s8;
+
 /* ------------------------------------------- CONV_2D / DEPTHWISE_CONV_2D for SIMD cores
  * (templates/ops/conv_2d_simd.c.j2, depthwise_conv_2d_simd.c.j2; tinyc/codegen/ops/simd.py)
  * Per-channel arrays padded to whole vector blocks: acc_init = bias + input_offset * sum(w),
