@@ -71,7 +71,8 @@ def mean_multiplier(input_scale: float, output_scale: float, n: int) -> tuple[in
     return mult, shift - shift_n
 
 
-def _axes(graph, op) -> list[int]:
+def reduce_axes(graph, op) -> list[int]:
+    """The resolved constant axes of a reduce op."""
     x = graph.tensors[op.inputs[0]]
     data = np.asarray(graph.tensors[op.inputs[1]].data).reshape(-1)
     return resolve_axes(data.tolist(), len(x.shape))
@@ -87,9 +88,10 @@ def check_mean(graph, op):
         raise UnsupportedError(f"{lab} averages {n} values, which overflows the reference's int32 sum")
 
 
-def check_mean_axes(graph, op, lab: str) -> int:
-    """MEAN's axes (constant, in range, at most two runs) and output shape; returns the count
-    of values each output averages."""
+def check_reduce_axes(graph, op, lab: str) -> list[int]:
+    """The checks every reduce op over constant axes needs (MEAN, REDUCE_MAX): constant int32
+    axes in range, at most two runs (the kernels' loop pattern), the output shape keep_dims
+    gives; returns the resolved axes."""
     x, y, ax = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]], graph.tensors[op.inputs[1]]
     if not ax.is_const or ax.dtype != "int32":
         raise UnsupportedError(f"{lab} has {'non-constant' if not ax.is_const else ax.dtype} axes; "
@@ -100,7 +102,7 @@ def check_mean_axes(graph, op, lab: str) -> int:
     raw = np.asarray(ax.data).reshape(-1).tolist()
     if any(not -rank <= int(a) < rank for a in raw):
         raise UnsupportedError(f"{lab} has axes {raw} for a rank-{rank} input")
-    axes = _axes(graph, op)
+    axes = reduce_axes(graph, op)
     if reduce_loops(x.shape, axes) is None:
         raise UnsupportedError(f"{lab} reduces axes {sorted(axes)} of a rank-{rank} tensor, which form more "
                                "than two separate runs; transpose the input so they are adjacent")
@@ -110,6 +112,13 @@ def check_mean_axes(graph, op, lab: str) -> int:
     if [int(e) for e in y.shape] != want:
         raise UnsupportedError(f"{lab} has output shape {list(y.shape)}, but axes {raw} with "
                                f"keep_dims={keep} give {want}")
+    return axes
+
+
+def check_mean_axes(graph, op, lab: str) -> int:
+    """MEAN's axes (check_reduce_axes); returns the count of values each output averages."""
+    x = graph.tensors[op.inputs[0]]
+    axes = check_reduce_axes(graph, op, lab)
     return int(np.prod([int(x.shape[a]) for a in axes], dtype=np.int64)) if axes else 1
 
 
@@ -117,7 +126,7 @@ def mean_fields(graph, op) -> tuple[dict, int, str]:
     """The dims and quant groups of a MEAN's params (the int8 and int16 kernels share them),
     the count n each output averages, and the layer note."""
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    axes = _axes(graph, op)
+    axes = reduce_axes(graph, op)
     loops = reduce_loops(x.shape, axes)
     n = loops[1] * loops[3]
     mult, shift = mean_multiplier(x.quant.s, y.quant.s, n)

@@ -12,45 +12,13 @@ same outer/reduce/mid/reduce/inner pattern (mean.reduce_loops).
 
 from __future__ import annotations
 
-import numpy as np
 
 from tinyc.errors import UnsupportedError
 from tinyc.codegen.ops import Lowered, checker, register
 from tinyc.codegen.ops._common import check_per_tensor, check_s8_in_out, label
-from tinyc.codegen.ops.mean import reduce_loops, resolve_axes
+from tinyc.codegen.ops.mean import check_reduce_axes, reduce_axes, reduce_loops
 
 LOOP_NAMES = ("outer", "reduce0", "mid", "reduce1", "inner")
-
-
-def _axes(graph, op) -> list[int]:
-    x = graph.tensors[op.inputs[0]]
-    data = np.asarray(graph.tensors[op.inputs[1]].data).reshape(-1)
-    return resolve_axes(data.tolist(), len(x.shape))
-
-
-def check_reduce_axes(graph, op, lab: str) -> list[int]:
-    """The checks every reduce op over constant axes needs (the kernel's loop pattern, the
-    output shape keep_dims gives); returns the resolved axes. (MEAN's checker repeats these
-    lines; it may call this instead.)"""
-    x, y, ax = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]], graph.tensors[op.inputs[1]]
-    if not ax.is_const or ax.dtype != "int32":
-        raise UnsupportedError(f"{lab} has {'non-constant' if not ax.is_const else ax.dtype} axes; "
-                               "tinyc needs constant int32 axes")
-    rank = len(x.shape)
-    raw = np.asarray(ax.data).reshape(-1).tolist()
-    if rank == 0 or any(not -rank <= int(a) < rank for a in raw):
-        raise UnsupportedError(f"{lab} has axes {raw} for a rank-{rank} input")
-    axes = _axes(graph, op)
-    if reduce_loops(x.shape, axes) is None:
-        raise UnsupportedError(f"{lab} reduces axes {sorted(axes)} of a rank-{rank} tensor, which form more "
-                               "than two separate runs; transpose the input so they are adjacent")
-    keep = bool(op.attrs.get("keep_dims", False))
-    want = [1 if d in axes else int(e) for d, e in enumerate(x.shape)] if keep else \
-        [int(e) for d, e in enumerate(x.shape) if d not in axes]
-    if [int(e) for e in y.shape] != want:
-        raise UnsupportedError(f"{lab} has output shape {list(y.shape)}, but axes {raw} with "
-                               f"keep_dims={keep} give {want}")
-    return axes
 
 
 @checker("REDUCE_MAX")
@@ -70,7 +38,7 @@ def check_reduce_max(graph, op):
 @register("REDUCE_MAX", kernels=["reduce_max"])
 def lower_reduce_max(graph, op, ctx) -> Lowered:
     x = graph.tensors[op.inputs[0]]
-    axes = _axes(graph, op)
+    axes = reduce_axes(graph, op)
     loops = reduce_loops(x.shape, axes)
     params = ctx.params("tinyc_reduce_max_params_s8", {"dims": dict(zip(LOOP_NAMES, loops))})
     call = f"tinyc_reduce_max_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
