@@ -12,7 +12,6 @@ same outer/reduce/mid/reduce/inner pattern (mean.reduce_loops).
 
 from __future__ import annotations
 
-
 from tinyc.errors import UnsupportedError
 from tinyc.codegen.ops import Lowered, checker, register
 from tinyc.codegen.ops._common import check_per_tensor, check_s8_in_out, label
