@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -116,7 +117,7 @@ class Worker:
         self._proc: subprocess.Popen | None = None
         self._conn = None
         self._log: Path | None = None
-        atexit.register(self.close)
+        _WORKERS.add(self)
 
     def _start(self) -> None:
         from multiprocessing.connection import Connection
@@ -170,6 +171,15 @@ class Worker:
         if self._log is not None:
             self._log.unlink(missing_ok=True)
             self._log = None
+
+
+_WORKERS: "weakref.WeakSet[Worker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_workers() -> None:
+    for worker in list(_WORKERS):
+        worker.close()
 
 
 def _serve(fd: int) -> None:

@@ -5,7 +5,6 @@ XNNPACK / the optimized kernels differ from the reference by up to 1 LSB; never 
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -81,52 +80,40 @@ def reference_outputs(model: str | Path | bytes, samples: list[list[np.ndarray]]
 REFERENCE_NAMES = {"litert": "LiteRT BUILTIN_REF", "tflm": "TensorFlow Lite Micro (tflite-micro interpreter)"}
 
 
-class _Child:
-    """One engine on one model in a child process (tinyc.reference_worker)."""
+# The child side of ReferenceProcess: the one interpreter its worker process holds (state
+# such as SVDF or LSTM variables carries over between samples, as on the board).
+_LOADED: list = []
+
+
+def _load_engine(engine: str, model: str) -> None:
+    """(Reference process) load `model` with `engine` ("litert" or "tflm")."""
+    _LOADED[:] = [REFERENCES[engine](model)]
+
+
+def _run_engine(inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """(Reference process) one sample through the loaded interpreter."""
+    return _LOADED[0].run(*inputs)
+
+
+class _EngineProcess:
+    """One engine on one model in a child process (tinyc.isolated.Worker)."""
 
     def __init__(self, engine: str, model: Path):
-        import pickle
-        import subprocess
-        import sys
-        self._pickle = pickle
-        self.proc = subprocess.Popen([sys.executable, "-m", "tinyc.reference_worker", engine, str(model)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        status, message = self._receive()
-        if status != "ready":
-            self.close()
-            raise TinycError(message)
+        from tinyc.isolated import Worker
 
-    def _receive(self):
+        self.model = model
+        self.worker = Worker(REFERENCE_NAMES[engine])
         try:
-            return self._pickle.load(self.proc.stdout)
-        except (EOFError, self._pickle.UnpicklingError):
-            self.proc.wait()
-            err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
-            rc = self.proc.returncode
-            how = f"was killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
-            return "error", how + (f" ({err[-1][:200]})" if err else "")
+            self.worker.call(_load_engine, engine, str(model), what=f"loading {model.name}")
+        except TinycError:
+            self.worker.close()
+            raise
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        try:
-            self._pickle.dump([np.asarray(a) for a in inputs], self.proc.stdin)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass
-        status, value = self._receive()
-        if status != "ok":
-            raise TinycError(value)
-        return value
+        return self.worker.call(_run_engine, [np.asarray(a) for a in inputs], what=f"running {self.model.name}")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except Exception:  # noqa: BLE001 - a hung child is killed below
-                self.proc.kill()
-                self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
+        self.worker.close()
 
 
 def litert_mishandles(graph) -> str | None:
@@ -157,12 +144,12 @@ class ReferenceProcess:
             self._use_tflm(f"LiteRT BUILTIN_REF is not used: {avoid_litert}")
             return
         try:
-            self._child = _Child("litert", self.model)
+            self._child = _EngineProcess("litert", self.model)
             if probe is not None:
                 self._child.run(probe)
                 # A fresh interpreter: the probe has advanced any state (SVDF, LSTM variables).
                 self._child.close()
-                self._child = _Child("litert", self.model)
+                self._child = _EngineProcess("litert", self.model)
         except TinycError as exc:
             self._use_tflm(f"LiteRT BUILTIN_REF cannot run it: {exc}")
 
@@ -172,7 +159,7 @@ class ReferenceProcess:
         self.fallback_reason = reason
         self.engine = "tflm"
         try:
-            self._child = _Child("tflm", self.model)
+            self._child = _EngineProcess("tflm", self.model)
         except TinycError as exc:
             self._child = None
             raise TinycError(f"no reference runs {self.model.name}: {reason}; TFLM: {exc}; "
@@ -207,7 +194,8 @@ class TflmReference:
             raise TinycError("--reference tflm needs the tflite-micro package (pip install tflite-micro)") from None
         content = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
         try:
-            self.interpreter = runtime.Interpreter.from_bytes(bytes(content))
+            # 16 MB: the interpreter's default arena is too small for the larger MLPerf models
+            self.interpreter = runtime.Interpreter.from_bytes(bytes(content), arena_size=16 * 1024 * 1024)
         except (ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TinycError(f"TensorFlow Lite Micro rejects the model: {first}") from None
