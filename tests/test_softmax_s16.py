@@ -132,16 +132,18 @@ def test_softmax_16x8_scales_and_betas_bit_exact(one_op_model, tmp_path):
 
 
 def _classifier():
-    """A per-pixel softmax over 5 channels and a dense 10-way head on one small image."""
+    """A per-pixel softmax over 5 channels, another one over 6 feeding a 1x1 conv (the planner
+    lays its output over its input), and a dense 10-way head on one small image."""
     import keras
     keras.utils.set_random_seed(5)
     L = keras.layers
     inp = keras.Input((6, 6, 3))
     h = L.Conv2D(8, 3, padding="same", activation="relu")(inp)
     pixels = L.Softmax()(L.Conv2D(5, 1)(h))
+    mixed = L.Conv2D(3, 1)(L.Softmax()(L.Conv2D(6, 1)(h)))
     head = L.Softmax()(L.Dense(10)(L.Flatten()(L.MaxPooling2D(2)(h))))
     rep = np.random.default_rng(6).normal(0, 1.0, (32, 6, 6, 3)).astype(np.float32)
-    return convert_keras_int8(keras.Model(inp, [pixels, head]), rep, int16_activations=True)
+    return convert_keras_int8(keras.Model(inp, [pixels, mixed, head]), rep, int16_activations=True)
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +161,10 @@ def _saturating_inputs():
 def test_keras_classifier_16x8_bit_exact(classifier, tmp_path):
     g = tflite_to_graph(classifier)
     soft = [op for op in g.ops if op.kind == "SOFTMAX"]
-    assert len(soft) == 2 and {g.tensors[t].dtype for op in soft for t in op.inputs + op.outputs} == {"int16"}
-    assert_bit_exact(classifier, tmp_path, n_random=30, inputs=_saturating_inputs())
+    assert len(soft) == 3 and {g.tensors[t].dtype for op in soft for t in op.inputs + op.outputs} == {"int16"}
+    result = assert_bit_exact(classifier, tmp_path, n_random=30, inputs=_saturating_inputs())
+    over = [b["over"] for b in result["memory_plan"] if b["over"] and b["what"].endswith("Softmax")]
+    assert over and over[0]["min_gap"] == 0  # the inner softmax ran with its output over its input
 
 
 def test_keras_classifier_16x8_on_mps2(classifier, tmp_path):
