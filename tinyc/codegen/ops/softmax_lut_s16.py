@@ -71,7 +71,7 @@ def softmax_luts_s16(dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     std::exp(double). dtype float32 (the C library's expf, float arithmetic) only shows what
     the float overload would give."""
     F = dtype
-    exp = math.exp if F is np.float64 else _EXPF
+    exp = math.exp if F is np.float64 or _EXPF is None else _EXPF
     exp_lut = lut_populate_s16(exp, EXP_INPUT_RANGE / INT16_RANGE, 32767, 2.0 / INT16_RANGE, 0, F)
     recip_lut = lut_populate_s16(lambda v: F(1) / (F(1) + F(v)), 1.0 / INT16_RANGE, -32768, 2.0 / INT16_RANGE, 0, F)
     return exp_lut, recip_lut
