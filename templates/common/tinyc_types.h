@@ -479,6 +479,13 @@ typedef struct {
     tinyc_per_tensor_quant_params quant;     /* 1/n folded in */
 } tinyc_mean_params_s16;
 
+/* SOFTMAX, 16x8 (int16 -> int16): quant takes a difference to the row's maximum to steps of
+ * the exp table (10/65535 each), with double rounding. */
+typedef struct {
+    tinyc_softmax_dims dims;
+    tinyc_per_tensor_quant_params quant;
+} tinyc_softmax_params_s16;
+
 /* ------------------------------------------------------------------------------ SVDF */
 typedef struct {
     int32_t batches, input_size, filters, memory, units, rank;   /* filters = units * rank */
