@@ -115,7 +115,7 @@ def fit_lines(model: Path, r: FitResult) -> list[str]:
               help="With --train: fine-tune the promising plans after the search (front) or every trial (all).")
 @click.option("--fine-tune-trials", type=int, default=3, show_default=True,
               help="With --fine-tune front: how many plans along the front to fine-tune.")
-@click.option("--train-epochs", type=int, default=2, show_default=True,
+@click.option("--train-epochs", type=int, default=4, show_default=True,
               help="With --train: epochs of each fine-tuning (pruning, clustering).")
 def fit_cmd(model, outdir, board, eval_data, calib, max_drop, flash_kb, ram_kb, latency, objective, trials,
             eval_samples, storage, study_name, seed, methods, train, fine_tune, fine_tune_trials, train_epochs):

@@ -80,7 +80,7 @@ class FitOptions:
     train: Path | None = None             # .npz with x, y: fine-tune plans on the Keras model
     fine_tune: str = "front"              # front: the promising plans after the search; all: every trial
     fine_tune_trials: int = 3             # front: how many plans to fine-tune
-    train_epochs: int = 2                 # epochs of each fine-tuning (pruning, clustering)
+    train_epochs: int = 4                 # epochs of each fine-tuning (pruning, clustering)
 
 
 @dataclass
@@ -184,10 +184,12 @@ def fit(model, outdir, options: FitOptions, progress: Progress | None = None) ->
     if sens is None:
         sens = sensitivity(m, space, prepared.tflite, bound, o.sensitivity_samples, progress)
         study.set_user_attr("sensitivity", sens)
-    space = restrict(space, sens, bound)
+    full_space, space = space, restrict(space, sens, bound)
     reused = len(S.finished_trials(study))
     if not study.get_trials(deepcopy=False):
-        for plan in heuristic_plans(space, o.objective):
+        # starting points within --max-drop level by level, also with --train (the wider
+        # levels are for the sampler to try)
+        for plan in heuristic_plans(restrict(full_space, sens, o.max_drop), o.objective):
             study.enqueue_trial(trial_params(plan, space), skip_if_exists=True)
 
     budgets = _budgets(o)
