@@ -108,7 +108,7 @@ def fit_lines(model: Path, r: FitResult) -> list[str]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True,
               help="Comma-separated dimensions of the search: "
-                   + "; ".join(f"{m.name} ({m.help})" for m in METHODS) + ".")
+                   + "; ".join(f"{m.name}: {m.help}" for m in METHODS) + ".")
 @click.option("--train", type=click.Path(exists=True, path_type=Path),
               help=".npz with x, y: fine-tune plans on the Keras model (needs a .keras/.h5 model).")
 @click.option("--fine-tune", "fine_tune", type=click.Choice(FINE_TUNE_MODES), default="front", show_default=True,

@@ -135,16 +135,16 @@ def _set_optimize(s: Settings, name: str, v) -> None:
 
 
 METHODS = (
-    Method("channels", 0.0, _channel_choices, _set_channels, help="output channels removed (structured)"),
+    Method("channels", 0.0, _channel_choices, _set_channels, help="output channels removed"),
     Method("sparsity", 0.0, _sparsity_choices, _set_sparsity, help="weights zeroed by magnitude"),
-    Method("clusters", 0, _cluster_choices, _set_clusters, help="shared weight values (tinyc.passes.cluster)"),
+    Method("clusters", 0, _cluster_choices, _set_clusters, help="shared weight values per layer"),
     Method("weights", "raw", _encoding_choices, _set_encoding, lossy=False, start=lambda objective: "auto",
            help="weight encoding"),
     Method("precision", "int8", _precision_choices, _set_precision, lossy=False, start=lambda objective: "int8",
-           help="int8 or 16x8 activations (float models)"),
+           help="int8 or 16x8 activations, float models only"),
     Method("optimize", "balanced", _optimize_choices, _set_optimize, lossy=False, model_wide=True,
            start=lambda objective: {"size": "size", "speed": "speed"}.get(objective, "balanced"),
-           help="--optimize level of the generated C"),
+           help="the --optimize level of the C"),
 )
 METHOD_BY_NAME = {m.name: m for m in METHODS}
 DEFAULT_METHODS = ("channels", "sparsity", "weights")
