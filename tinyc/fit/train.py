@@ -6,7 +6,8 @@ training code (tinyc.quantize.finetune, tinyc.quantize.cluster):
             and the next weight layer zero rows for them, all kept zero while training
             (ZeroChannels): the channels' output is exactly 0, so the int8 pass that removes
             them afterwards (tinyc.passes.prune.prune_channels, smallest L1 first) removes these
-            very channels and changes no output;
+            very channels and changes no output (where the activation keeps 0 at 0 and no
+            BatchNormalization shifts it: such a channel's constant is dropped, as one-shot);
   sparsity  gradual magnitude pruning with fine-tuning (prune_keras), to the plan's sparsity of
             the weights that stay after channel removal (the zeroed ones are pruned first);
   clusters  weight sharing with centroid fine-tuning (cluster_keras).
