@@ -297,6 +297,10 @@ def _front(manifest: Manifest) -> Figure | None:
     ax.scatter([p["weight_bytes"] for p in bad], [100 * p["accuracy"] for p in bad], c="lightgray",
                edgecolors="gray", label="over a budget")
     ax.scatter([p["weight_bytes"] for p in ok], [100 * p["accuracy"] for p in ok], c="tab:blue", label="fits")
+    tuned = [p for p in pts if p.get("fine_tuned")]
+    if tuned:
+        ax.scatter([p["weight_bytes"] for p in tuned], [100 * p["accuracy"] for p in tuned], marker="^", s=80,
+                   facecolors="none", edgecolors="tab:green", label="fine-tuned (--train)")
     front = sorted(fit["front"], key=lambda p: p["weight_bytes"])
     ax.plot([p["weight_bytes"] for p in front], [100 * p["accuracy"] for p in front], "o-", color="tab:blue",
             markerfacecolor="none", markersize=12, label="Pareto front")
