@@ -24,28 +24,28 @@ def _num(v, fmt="{:,}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
-# The plan table's columns: (plan key, header, width, format of a value).
-_PLAN_COLUMNS = (("channels", "channels", 8, "{:.3g}"), ("sparsity", "sparsity", 8, "{:.3g}"),
-                 ("clusters", "clusters", 8, "{:d}"), ("precision", "precision", 9, "{}"), ("weights", "mode", 8, "{}"))
+# The plan table's columns: (plan key, header, format spec of the cell, format of a value).
+_PLAN_COLUMNS = (("channels", "channels", ">8", "{:.3g}"), ("sparsity", "sparsity", ">8", "{:.3g}"),
+                 ("clusters", "clusters", ">8", "{:d}"), ("precision", "precision", "9", "{}"),
+                 ("weights", "mode", "8", "{}"))
+
+
+def _cell(layer: dict, key: str, value_fmt: str) -> str:
+    v = layer.get(key)
+    if v is None:
+        return "-"
+    return "none" if key == "clusters" and not v else value_fmt.format(v)
 
 
 def plan_lines(plan: list[dict]) -> list[str]:
     """The chosen plan per layer; a method's column only when some layer has it."""
     cols = [c for c in _PLAN_COLUMNS if any(c[0] in l for l in plan)]
-
-    def cell(l, key, width, fmt):
-        v = l.get(key)
-        text = "-" if v is None else ("none" if key == "clusters" and not v else fmt.format(v))
-        return f"{text:>{width}s}" if key in ("channels", "sparsity", "clusters") else f"{text:{width}s}"
-
-    head = "  " + " ".join([f"{'layer':24s}", f"{'op':16s}", f"{'params':>7s}"]
-                           + [f"{h:>{w}s}" if k in ("channels", "sparsity", "clusters") else f"{h:{w}s}"
-                              for k, h, w, _ in cols] + [f"{'encoding':15s}", f"{'bytes':>7s}"])
-    lines = [head]
+    lines = ["  " + " ".join([f"{'layer':24s}", f"{'op':16s}", f"{'params':>7s}",
+                              *(format(h, spec) for _, h, spec, _ in cols), f"{'encoding':15s}", f"{'bytes':>7s}"])]
     for l in plan:
-        lines.append("  " + " ".join([f"{short_name(l['name'])[:24]:24s}", f"{l['op']:16s}", f"{l['params']:>7,}"]
-                                     + [cell(l, k, w, f) for k, _, w, f in cols]
-                                     + [f"{str(l.get('encoding')):15s}", f"{_num(l.get('bytes')):>7s}"]))
+        lines.append("  " + " ".join([f"{short_name(l['name'])[:24]:24s}", f"{l['op']:16s}", f"{l['params']:>7,}",
+                                      *(format(_cell(l, k, f), spec) for k, _, spec, f in cols),
+                                      f"{str(l.get('encoding')):15s}", f"{_num(l.get('bytes')):>7s}"]))
     return lines
 
 
