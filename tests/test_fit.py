@@ -17,11 +17,14 @@ import numpy as np
 import pytest
 
 from fit_model import fit_assets
-from tinyc.fit.space import build_space, compress_options
+from tinyc.codegen import OPTIMIZE_LEVELS
+from tinyc.fit.search import heuristic_plans
+from tinyc.fit.space import MODEL, build_space, compress_options, plan_settings
 from tinyc.fit.study import pareto_front
-from tinyc.frontend.tflite import load_tflite
+from tinyc.frontend.tflite import graph_to_tflite, load_tflite
 from tinyc.outdir import load_manifest
 from tinyc.passes.compress import compress
+from tinyc.passes.prune import prune_channels, weight_layers
 from tinyc.quantize.sqnr import as_input
 from tinyc.reference import Reference
 
@@ -102,6 +105,13 @@ def test_fit_refuses_impossible_budget_with_numbers(assets, tmp_path):
     assert not out.exists()
     r = tinyc("fit", assets.int8_tflite, "--eval", assets.eval_npz, "--storage", "sqlite:///x.db", "-o", out)
     assert r.returncode == 2 and "--storage URL and --study NAME together" in r.stderr
+    # --train needs float weights; 16x8 layers need the float model too
+    r = tinyc("fit", assets.int8_tflite, "--eval", assets.eval_npz, "--train", assets.train_npz, "-o", out)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--train needs the float/Keras model" in r.stderr and "int8 .tflite" in r.stderr
+    r = tinyc("fit", assets.int8_tflite, "--eval", assets.eval_npz, "--methods", "sparsity,precision", "-o", out)
+    assert r.returncode == 2 and "--methods precision" in r.stderr and "give the float/Keras model" in r.stderr
+    assert not out.exists()
 
 
 def _finished(db: Path) -> int:
@@ -169,6 +179,26 @@ def test_plan_becomes_per_layer_compress_options(assets):
     assert rows[conv.name]["nonzeros"] == original[conv.name]["nonzeros"]   # not in the plan: untouched
 
 
+def test_plan_settings_of_clusters_precision_and_optimize(assets):
+    graph = load_tflite(assets.int8_tflite)
+    space = build_space(graph, ("sparsity", "clusters", "weights", "optimize"))
+    *layers, model = space
+    assert model.name == MODEL and model.choices == {"optimize": OPTIMIZE_LEVELS}
+    assert all(l.choices["clusters"][0] == 0 and list(l.choices["clusters"][1:]) == sorted(l.choices["clusters"][1:],
+               reverse=True) for l in layers)       # neutral first, then ever fewer shared values
+    assert all("precision" not in l.choices for l in layers)   # an int8 model has no 16x8 conversion
+    hidden = layers[1]
+    s = plan_settings({hidden.name: {"sparsity": 0.5, "clusters": 8, "weights": "auto", "precision": "16x8"},
+                       MODEL: {"optimize": "size"}})
+    assert s.optimize == "size" and s.precision == {hidden.name: "16x8"}
+    assert s.compress.cluster.per_layer == {hidden.name: 8}
+    assert hidden.name not in s.compress.per_layer_weights   # 16x8 kernels read raw weights
+    # the starting plans: lossy methods at their most aggressive level, --optimize by the objective
+    first = heuristic_plans(space, "size")[0]
+    assert first[MODEL]["optimize"] == "size" and first[hidden.name]["clusters"] == hidden.choices["clusters"][-1]
+    assert heuristic_plans(space, "speed")[0][MODEL]["optimize"] == "speed"
+
+
 def test_pareto_front_keeps_non_dominated_points():
     rows = [{"id": i, "b": b, "a": a} for i, (b, a) in enumerate([(100, 0.9), (80, 0.9), (80, 0.95), (50, 0.5),
                                                                    (120, 0.99), (60, 0.4)])]
@@ -233,3 +263,90 @@ def test_html_report_loads_in_headless_chromium(fitted, tmp_path):
     assert len(verdict["images"]) >= len(names)
     for im in verdict["images"]:
         assert im["complete"] and im["w"] > 100 and im["h"] > 100 and im["colours"] > 5, im
+
+
+def test_fit_searches_clusters_and_optimize_level_bit_exact_on_host(assets, tmp_path):
+    out = tmp_path / "clustered"
+    r = tinyc("fit", assets.int8_tflite, "--board", "host", "--eval", assets.eval_npz, "--max-drop", "1.0",
+              "--methods", "sparsity,clusters,weights,optimize", "--trials", "3", "-o", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "PASS: bit-exact on host" in r.stdout and "clusters" in r.stdout and "--optimize" in r.stdout
+    m = load_manifest(out)
+    fit = m.section("fit")
+    assert fit["methods"] == ["sparsity", "clusters", "weights", "optimize"]
+    # values from the new dimensions: shared weights in some layer, an --optimize level other than the default
+    clustered = [l for l in fit["plan"] if l["clusters"]]
+    assert clustered, fit["plan"]
+    assert {p["optimize"] for p in fit["trials"]} - {"balanced"}
+    assert m.section("target")["optimize"] == fit["optimize"] in OPTIMIZE_LEVELS
+    # the written model holds at most K distinct nonzero values in each clustered layer (read here)
+    graph = load_tflite(out / "model.tflite")
+    weights = {l.name: graph.tensors[l.weight].data for l in weight_layers(graph)}
+    for l in clustered:
+        w = weights[l["name"]]
+        assert np.unique(w[w != 0]).size <= l["clusters"] + 1, l   # +1: a centroid at 0 splits into +-1
+    v = tinyc("validate", out, "--board", "host", "--random", "5", "--seed", "3")
+    assert v.returncode == 0 and "bit-exact      5/5" in v.stdout, v.stdout + v.stderr
+
+
+def _study_trials(folder: Path) -> list:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    db = next(folder.glob("*.db"))
+    return optuna.load_study(study_name=None, storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+
+
+def _zero_channels(graph, layer) -> list[int]:
+    """Output channels of a weight layer whose weights and bias are all zero."""
+    op = graph.ops[layer.op_index]
+    w, b = graph.tensors[op.inputs[1]].data, graph.tensors[op.inputs[2]].data
+    return [c for c in range(w.shape[0]) if not w[c].any() and not b[c]]
+
+
+def test_fit_train_fine_tunes_pruned_plans_better_than_one_shot(assets, tmp_path):
+    out = tmp_path / "tuned"
+    with np.load(assets.train_npz) as z:
+        np.save(tmp_path / "calib.npy", z["x"][:200])
+    r = tinyc("fit", assets.keras_path, "--board", "host", "--eval", assets.eval_npz, "--train", assets.train_npz,
+              "--calib", tmp_path / "calib.npy", "--max-drop", "3", "--trials", "2", "--fine-tune-trials", "2",
+              "--train-epochs", "2", "-o", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "PASS: bit-exact on host" in r.stdout and "fine-tuned 2 plans" in r.stdout
+    # The fine-tuned trials are in the study's storage next to the one-shot trials of the same plans.
+    trials = {t.number: t for t in _study_trials(tmp_path / ".tinyc-fit") if t.state.name in ("COMPLETE", "PRUNED")}
+    tuned = [t for t in trials.values() if "fine_tune_of" in t.user_attrs]
+    assert len(tuned) == 2
+    for t in tuned:
+        source = trials[t.user_attrs["fine_tune_of"]]
+        assert t.user_attrs["plan"] == source.user_attrs["plan"] and t.user_attrs["fine_tuned"]
+        assert not source.user_attrs["fine_tuned"]
+    # The most heavily pruned plan (the first starting point: every layer at its most aggressive
+    # safe level) gains accuracy from fine-tuning, by BUILTIN_REF on the eval set.
+    heavy = next(t for t in tuned if t.user_attrs["fine_tune_of"] == 0)
+    assert heavy.user_attrs["accuracy"] > trials[0].user_attrs["accuracy"], \
+        (heavy.user_attrs["accuracy"], trials[0].user_attrs["accuracy"])
+    # The written model is the chosen trial's, its accuracy recomputed here.
+    fit = load_manifest(out).section("fit")
+    assert fit["fine_tune"]["trials"] == 2
+    assert accuracy(out / "model.tflite", assets.eval_npz) == pytest.approx(fit["accuracy"])
+    assert 100 * (fit["baseline_accuracy"] - fit["accuracy"]) <= 3.0
+    # Channels removed while fine-tuning are exactly zero (weights and bias), so removing them
+    # from the int8 model changes no output.
+    checked = 0
+    for path in (tmp_path / ".tinyc-fit").glob("*-builds/trained/trained-*.tflite"):
+        graph = load_tflite(path)
+        for layer in weight_layers(graph):
+            dead = _zero_channels(graph, layer)
+            if not dead or layer.kind != "CONV_2D":
+                continue
+            channels = graph.tensors[layer.weight].shape[0]
+            pruned, _ = prune_channels(graph, None, {layer.name: len(dead) / channels})
+            assert graph_to_tflite(pruned) != path.read_bytes()
+            a, b = Reference(path.read_bytes()), Reference(graph_to_tflite(pruned))
+            with np.load(assets.eval_npz) as z:
+                for sample in z["x"][:20]:
+                    x = as_input(a.inputs[0], sample)
+                    assert np.array_equal(a.run(x)[0], b.run(x)[0])
+            checked += 1
+    assert checked >= 1

@@ -21,36 +21,43 @@ from tinyc.build import build
 from tinyc.build.firmware import image_sizes
 from tinyc.convert import convert_graph
 from tinyc.errors import TinycError
-from tinyc.frontend.tflite import graph_to_tflite
+from tinyc.frontend.tflite import graph_to_tflite, tflite_to_graph
 from tinyc.ir import Graph
 from tinyc.outdir import load_manifest
 from tinyc.passes.compress import compress
+from tinyc.passes.prune import weight_layers
+from tinyc.quantize.precision import PrecisionOptions, apply_precision
 from tinyc.quantize.sqnr import as_input
 from tinyc.reference import Reference
 from tinyc.runners import open_session
 from tinyc.samples import to_record
-from tinyc.fit.space import Plan, compress_options
+from tinyc.fit.space import Plan, plan_settings
 
 
 @dataclass
 class Candidate:
-    """A plan applied to the base graph."""
+    """A plan applied to an int8 graph (the base model's, or the model fine-tuned for it)."""
 
     plan: Plan
     graph: Graph          # pruned, with meta["weight_encoding"]
     report: dict          # tinyc.passes.compress report
     tflite: bytes
-    key: str              # cache key: model bytes, encodings, board
+    key: str              # cache key: model bytes, encodings, board, --optimize level
+    source: Graph         # the graph before compression (mixed precision applied)
+    optimize: str = "balanced"
 
 
 class Measurer:
     """Accuracy, sizes and instructions of candidates for one base model, eval set and board."""
 
-    def __init__(self, base: Graph, board: Board, x: np.ndarray, y: np.ndarray, cache_dir: Path):
+    def __init__(self, base: Graph, board: Board, x: np.ndarray, y: np.ndarray, cache_dir: Path,
+                 base_16x8: bytes | None = None):
         self.base, self.board = base, board
+        self.base_16x8 = base_16x8        # the 16x8 conversion of the same float model (--methods precision)
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        ref = Reference(graph_to_tflite(base))
+        self.base_tflite = graph_to_tflite(base)
+        ref = Reference(self.base_tflite)
         detail = ref.inputs[0]
         self.inputs = [as_input(detail, s) for s in x]
         self.labels = np.asarray(y)
@@ -58,12 +65,25 @@ class Measurer:
 
     # ------------------------------------------------------------------ candidates
 
-    def candidate(self, plan: Plan) -> Candidate:
-        graph, _, report = compress(self.base, compress_options(plan))
+    def candidate(self, plan: Plan, base: Graph | None = None) -> Candidate:
+        """`plan` applied to the base graph, or to `base` (a fine-tuned model's graph, its
+        16x8 layers mixed in already)."""
+        settings = plan_settings(plan)
+        source = self.base if base is None else base
+        if base is None and settings.precision:
+            mixed, _ = apply_precision(self.base_tflite, self.base_16x8,
+                                       PrecisionOptions("int8", per_layer=settings.precision), None)
+            source = tflite_to_graph(mixed, source=self.base.meta.get("source", "model"))
+            source.meta = dict(self.base.meta)
+            # a 16x8 op is named after its int16 output now: same layers, same order
+            names = dict(zip((l.name for l in weight_layers(self.base)), (l.name for l in weight_layers(source))))
+            settings = plan_settings({names.get(k, k): v for k, v in plan.items()})
+        graph, _, report = compress(source, settings.compress)
         tfl = graph_to_tflite(graph)
         enc = json.dumps({str(k): v.get("kind") for k, v in sorted(graph.meta.get("weight_encoding", {}).items())})
-        key = hashlib.sha256(tfl + enc.encode() + self.board.name.encode()).hexdigest()[:16]
-        return Candidate(plan, graph, report, tfl, key)
+        key = hashlib.sha256(tfl + enc.encode() + self.board.name.encode()
+                             + settings.optimize.encode()).hexdigest()[:16]
+        return Candidate(plan, graph, report, tfl, key, source, settings.optimize)
 
     def accuracy(self, tflite: bytes, n: int | None = None) -> float:
         """Top-1 accuracy of an int8 model on the first n eval samples (all when None)."""
@@ -92,7 +112,7 @@ class Measurer:
     def _outdir(self, c: Candidate) -> Path:
         d = self.cache_dir / c.key
         if not (d / "tinyc.json").is_file():
-            convert_graph(c.graph, d, self.board.name, compression=(self.base, c.report))
+            convert_graph(c.graph, d, self.board.name, compression=(c.source, c.report), optimize=c.optimize)
         return d
 
     def sizes(self, c: Candidate) -> dict:

@@ -84,7 +84,9 @@ def trial_rows(study) -> list[dict]:
         rows.append({"trial": t.number, "state": t.state.name.lower(), "plan": a["plan"],
                      "accuracy": a.get("accuracy"), "drop": a.get("drop"), "sizes": a.get("sizes"),
                      "instructions": a.get("instructions"), "violations": a.get("violations", ["not measured"]),
-                     "feasible": t.state.name == "COMPLETE" and not a.get("violations")})
+                     "feasible": t.state.name == "COMPLETE" and not a.get("violations"),
+                     "encoded_bytes": a.get("encoded_bytes"), "fine_tuned": bool(a.get("fine_tuned")),
+                     "fine_tune_of": a.get("fine_tune_of")})
     return rows
 
 

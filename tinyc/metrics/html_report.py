@@ -9,6 +9,7 @@ Plots, each from what OUTDIR records (a plot whose data is missing says so inste
   the arena over time                         (`memory_plan`: offset x layers of every buffer)
   RAM and flash against the board's limits    (a build for the board)
   the explored front of a fit                 (`fit`: every trial, the front, the chosen one)
+and for a `fit` result, the chosen plan per layer as a table.
 """
 
 from __future__ import annotations
@@ -100,9 +101,9 @@ def _source_graph(manifest: Manifest) -> tuple[Graph | None, str]:
     try:
         if p.suffix.lower() == ".tflite":
             return load_tflite(p), ""
-        from tinyc.quantize.keras import convert_float   # Keras: its float weights via TFLite
+        from tinyc.quantize.keras import convert_float, load_keras   # Keras: its float weights via TFLite
 
-        return tflite_to_graph(convert_float(p), source=str(p)), ""
+        return tflite_to_graph(convert_float(p if p.is_dir() else load_keras(p)), source=str(p)), ""
     except TinycError as exc:
         return None, f"the source model cannot be read ({exc})"
 
@@ -296,6 +297,10 @@ def _front(manifest: Manifest) -> Figure | None:
     ax.scatter([p["weight_bytes"] for p in bad], [100 * p["accuracy"] for p in bad], c="lightgray",
                edgecolors="gray", label="over a budget")
     ax.scatter([p["weight_bytes"] for p in ok], [100 * p["accuracy"] for p in ok], c="tab:blue", label="fits")
+    tuned = [p for p in pts if p.get("fine_tuned")]
+    if tuned:
+        ax.scatter([p["weight_bytes"] for p in tuned], [100 * p["accuracy"] for p in tuned], marker="^", s=80,
+                   facecolors="none", edgecolors="tab:green", label="fine-tuned (--train)")
     front = sorted(fit["front"], key=lambda p: p["weight_bytes"])
     ax.plot([p["weight_bytes"] for p in front], [100 * p["accuracy"] for p in front], "o-", color="tab:blue",
             markerfacecolor="none", markersize=12, label="Pareto front")
@@ -354,6 +359,26 @@ def _summary_rows(manifest: Manifest, use: dict) -> list[tuple[str, str]]:
     return rows
 
 
+# The plan table's per-layer settings, in the order tinyc.fit.space declares its methods.
+_PLAN_KEYS = ("channels", "sparsity", "clusters", "precision", "weights")
+
+
+def plan_table(manifest: Manifest) -> tuple[list[str], list[list[str]], str] | None:
+    """The chosen plan of a `fit` result: (header, rows, a line on the model-wide settings)."""
+    fit = manifest.section("fit")
+    if not fit or not fit.get("plan"):
+        return None
+    keys = [k for k in _PLAN_KEYS if any(k in l for l in fit["plan"])]
+    head = ["layer", "op", "params", *("encoding mode" if k == "weights" else k for k in keys), "encoding", "bytes"]
+    rows = [[l["name"].split(";")[0], l["op"], f"{l['params']:,}",
+             *("-" if l.get(k) is None else f"{l[k]:g}" if isinstance(l[k], float) else str(l[k]) for k in keys),
+             str(l.get("encoding")), "-" if l.get("bytes") is None else f"{l['bytes']:,}"] for l in fit["plan"]]
+    ft = fit.get("fine_tune")
+    note = (f"methods searched: {', '.join(fit.get('methods', []))}; --optimize {fit.get('optimize', 'balanced')}"
+            + (f"; fine-tuned ({ft['epochs']} epochs on {ft['train']})" if ft and ft.get("chosen") else ""))
+    return head, rows, note
+
+
 def write_html(outdir, path, png_dir=None, progress: Progress | None = None) -> list[Figure]:
     """The report page (and each plot as PNG in png_dir); returns the figures."""
     figs, manifest, use = figures(outdir, progress)
@@ -374,6 +399,13 @@ def write_html(outdir, path, png_dir=None, progress: Progress | None = None) -> 
              f"<h1>tinyc report: {e(Path(outdir).name)}</h1>", "<table>"]
     parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _summary_rows(manifest, use)]
     parts.append("</table>")
+    plan = plan_table(manifest)
+    if plan is not None:
+        head, rows, note = plan
+        parts.append("<section id=\"fit_plan\"><h2>The chosen plan per layer</h2><table>")
+        parts.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        parts.append(f"</table><p class=\"note\">{e(note)}</p></section>")
     for f in figs:
         parts.append(f"<section id=\"{f.key}\"><h2>{e(f.title)}</h2>")
         if f.png:

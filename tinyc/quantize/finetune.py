@@ -290,10 +290,10 @@ class KeepZeros(Constraint):
 
 
 def prune_keras(model, x: np.ndarray, y: np.ndarray, options: PruneOptions, train: TrainOptions | None = None,
-                progress: Progress | None = None, teacher=None, distill: DistillOptions | None = None
-                ) -> tuple[object, list[dict]]:
+                progress: Progress | None = None, teacher=None, distill: DistillOptions | None = None,
+                extra: list[Constraint] = ()) -> tuple[object, list[dict]]:
     """Gradual magnitude pruning with fine-tuning of a Keras 3 model, in place (see
-    GradualPruning). Returns the model and one row per layer."""
+    GradualPruning), under further constraints `extra`. Returns the model and one row per layer."""
     train = train or TrainOptions()
     layers = keras_layers(model)
     if not layers:
@@ -311,7 +311,7 @@ def prune_keras(model, x: np.ndarray, y: np.ndarray, options: PruneOptions, trai
         final.append((pool, check_fraction(options.sparsity, "--prune")))
     n_train = len(x) - int(len(x) * train.validation_split)
     pruning = GradualPruning(layers, final, train, model, max(1, -(-n_train // train.batch_size)))
-    fine_tune(model, x, y, train, [pruning], teacher=teacher, distill=distill, progress=progress, stage="pruning")
+    fine_tune(model, x, y, train, [pruning, *extra], teacher=teacher, distill=distill, progress=progress, stage="pruning")
     pruning.finish()
     rows = []
     targets = {i: s for idx, s in final for i in idx}
