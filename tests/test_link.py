@@ -478,3 +478,43 @@ def test_a_port_failing_with_termios_errors_is_one_line_and_close_swallows_it():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_a_large_frame_goes_out_while_the_board_talks():
+    """Full duplex: the far end writes 64 KiB before it reads anything (a board sending while
+    our 32 KiB INFER goes out). Unless the sender reads between its chunks, both ends block in
+    write for ever (seen on mps2-an386 with a two-input 16 KiB model under load)."""
+    import os
+    import threading
+    import tty
+
+    import serial
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    tty.setraw(master)
+    port = serial.Serial(os.ttyname(slave), 115200, timeout=0.1)
+    chatter = L.encode_frame(L.T_HELLO_REPLY, 7, bytes(200)) * 300            # ~64 KiB of valid frames
+    payload = bytes(range(256)) * 128                                        # 32 KiB
+    received = bytearray()
+
+    def board():
+        for i in range(0, len(chatter), 4096):
+            os.write(master, chatter[i:i + 4096])
+        want = len(L.encode_frame(L.T_INFER, 1, payload))
+        while len(received) < want:
+            received.extend(os.read(master, 65536))
+
+    t = threading.Thread(target=board, daemon=True)
+    t.start()
+    try:
+        link = L.Link(port, name="busy")
+        link.send(L.T_INFER, 1, payload, stall=20.0)
+        t.join(timeout=30)
+        assert not t.is_alive(), "the far end never got the whole frame"
+        assert bytes(received) == L.encode_frame(L.T_INFER, 1, payload)      # the frame, whole
+        assert len(link.pending) > 0                                         # the chatter, read meanwhile
+    finally:
+        port.close()
+        os.close(master)
+        os.close(slave)

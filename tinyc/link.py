@@ -24,6 +24,8 @@ ACK).
 
 from __future__ import annotations
 
+import os
+import select
 import struct
 import termios
 import time
@@ -35,6 +37,8 @@ from tinyc.errors import TinycError
 # What a serial port whose far end went away raises: pyserial's write and read raise OSError
 # (SerialException is one), its flush and buffer resets termios.error, which is not one.
 PORT_ERRORS = (OSError, termios.error)
+# Bytes written between two reads of the board's output while a frame goes out (Link.send).
+SEND_CHUNK = 512
 
 PROTO_VERSION = 2
 HELLO_VERSION = 1       # HELLO goes out as v1: boards of every version answer it with their own version
@@ -367,11 +371,23 @@ class Link:
         self.seq = (self.seq + 1) & 0xFF
         return self.seq
 
-    def send(self, ftype: int, seq: int, payload: bytes = b"", version: int = PROTO_VERSION) -> int:
-        """Send one frame; returns its CRC (what the reply quotes)."""
+    def send(self, ftype: int, seq: int, payload: bytes = b"", version: int = PROTO_VERSION, *,
+             stall: float = 10.0) -> int:
+        """Send one frame; returns its CRC (what the reply quotes).
+
+        Full duplex: whenever the board has sent something, it is read into `pending` before
+        more is written. A board that talks while we write (an ERROR, a late reply) would
+        otherwise fill the port's buffers, stop reading its own input, and block our write for
+        ever. `stall` seconds without the port taking or giving a byte end the send with a
+        TinycError."""
         body = frame_body(ftype, seq, payload, version)
+        wire = b"\x00" + cobs_encode(body) + b"\x00"
         try:
-            self.stream.write(b"\x00" + cobs_encode(body) + b"\x00")
+            fileno = getattr(self.stream, "fileno", None)
+            if fileno is None or len(wire) <= SEND_CHUNK:
+                self.stream.write(wire)
+            else:
+                self._write_full_duplex(fileno(), memoryview(wire), stall)
             flush = getattr(self.stream, "flush", None)
             if flush is not None:
                 flush()
@@ -380,6 +396,27 @@ class Link:
                 self.alive()
             raise TinycError(f"cannot write to {self.name}: {exc}") from None
         return struct.unpack_from("<I", body, len(body) - 4)[0]
+
+    def _write_full_duplex(self, fd: int, data: memoryview, stall: float) -> None:
+        while data:
+            readable, writable, _ = select.select([fd], [fd], [], stall)
+            if not readable and not writable:
+                raise TimeoutError(f"the port took no byte for {stall:.3g} s")
+            if readable:
+                self._drain_input()
+            if writable:
+                try:
+                    data = data[os.write(fd, data[:SEND_CHUNK]):]
+                except BlockingIOError:
+                    pass
+
+    def _drain_input(self) -> None:
+        """Read (without waiting) what the board has sent so far into `pending`."""
+        waiting = getattr(self.stream, "in_waiting", 0) or 0
+        if waiting:
+            self.pending.extend(self.reader.feed(self.stream.read(waiting)))
+            self.stats.resyncs = self.reader.dropped
+            self.stats.crc_errors = self.reader.crc_errors
 
     def _read_some(self, deadline: float) -> bytes:
         left = deadline - time.monotonic()
@@ -443,7 +480,7 @@ class Link:
             if attempt:
                 self.stats.retries += 1
             sent = time.monotonic()
-            crc = self.send(ftype, seq, payload)
+            crc = self.send(ftype, seq, payload, stall=limit)
             deadline = sent + limit
             while True:
                 frame = self.receive(deadline)

@@ -101,9 +101,9 @@ def _source_graph(manifest: Manifest) -> tuple[Graph | None, str]:
     try:
         if p.suffix.lower() == ".tflite":
             return load_tflite(p), ""
-        from tinyc.quantize.keras import convert_float, load_keras   # Keras: its float weights via TFLite
+        from tinyc.quantize.prepare import float_flatbuffer   # Keras: its float weights via TFLite
 
-        return tflite_to_graph(convert_float(p if p.is_dir() else load_keras(p)), source=str(p)), ""
+        return tflite_to_graph(float_flatbuffer(p), source=str(p)), ""
     except TinycError as exc:
         return None, f"the source model cannot be read ({exc})"
 

@@ -119,11 +119,7 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
 
     # 1. the float model as TFLite sees it (and its input shape)
     kind = fmt
-    if fmt in ("saved_model", "keras"):
-        float_bytes = CONVERTER.call(_float_flatbuffer, str(path), fmt, what=f"converting {path.name} to TFLite",
-                                     hint=CONVERTER_HINT)
-    else:
-        float_bytes = ft.load_bytes(path)
+    float_bytes = float_flatbuffer(path)
     ft.check_float_model(float_bytes, str(path.name))
     in_shape = ft.float_input_shape(parse_model(float_bytes))
 
@@ -188,6 +184,17 @@ def _keras_model(path: str):
         _KERAS_MODELS.clear()
         _KERAS_MODELS[key] = model
     return _KERAS_MODELS[key]
+
+
+def float_flatbuffer(path) -> bytes:
+    """The float32 .tflite of a Keras model or SavedModel folder (converted in CONVERTER's
+    process), or the bytes of a .tflite file."""
+    path = Path(path)
+    fmt = model_format(path)
+    if fmt not in ("saved_model", "keras"):
+        return ft.load_bytes(path)
+    return CONVERTER.call(_float_flatbuffer, str(path), fmt, what=f"converting {path.name} to TFLite",
+                          hint=CONVERTER_HINT)
 
 
 def _float_flatbuffer(path: str, kind: str) -> bytes:
