@@ -27,7 +27,7 @@ from tinyc.probes import resolve_port
 from tinyc.reference import REFERENCE_NAMES, ReferenceProcess, litert_mishandles
 from tinyc.runners import open_session, session_options
 from tinyc.runners.pool import PoolEvents, infer_sharded
-from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, shape_inputs, to_record
+from tinyc.samples import input_ranges, from_record, load_inputs, random_inputs, shape_inputs, to_record
 
 
 @dataclass
@@ -255,7 +255,7 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
     else:
         graph = load_tflite(outdir / MODEL_TFLITE)
         samples = random_inputs(manifest.inputs, n_random if n_random is not None else 100, seed=seed,
-                                float_ranges=float_input_ranges(graph), fixed=shape_inputs(graph))
+                                ranges=input_ranges(graph), fixed=shape_inputs(graph))
         run_info = {"seed": seed, "random": len(samples)}
     labels = _load_labels(labels_path, len(samples)) if labels_path is not None else None
     ports, note = None, None

@@ -81,9 +81,10 @@ def check_float_model(data: bytes, source: str) -> None:
         raise TinycError(f"{source} is not a float model ({kind}); pass it to tinyc convert without calibration")
     ins, outs = io_tensors(model)
     for t in ins + outs:
-        if dtype_name(t) != "float32":
+        if dtype_name(t) != "float32" and not (t in ins and dtype_name(t) == "int32"):
             raise UnsupportedError(
-                f"{source}: tensor '{tensor_name(t)}' is {dtype_name(t)}; tinyc quantizes models with float32 I/O")
+                f"{source}: tensor '{tensor_name(t)}' is {dtype_name(t)}; tinyc quantizes models with float32 I/O "
+                "(and int32 index inputs)")
 
 
 def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *, per_tensor: bool = False,

@@ -1,0 +1,110 @@
+"""A Keras Embedding on an int32 model input, through `tinyc convert` from .keras.
+
+Input(shape=(T,), dtype="int32") -> Embedding -> GlobalAveragePooling1D -> Dense converts to
+LESS, ADD, SELECT (negative indices wrap) and a GATHER with run-time indices, then MEAN and
+FULLY_CONNECTED. One conversion for the module (calibrated on integer samples); outputs are
+compared byte for byte with LiteRT BUILTIN_REF on the host and once on mps2-an386. Random
+inputs are drawn in [0, vocabulary) from the graph (tinyc.samples.input_ranges); the wrap is
+exercised by negative indices given explicitly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinyc.boards import load_board
+from tinyc.build import build
+from tinyc.cli import main
+from tinyc.errors import TinycError
+from tinyc.frontend.tflite import load_tflite
+from tinyc.outdir import load_manifest
+from tinyc.quantize.calibration import check_samples
+from tinyc.reference import Reference
+from tinyc.runners import open_session
+from tinyc.samples import from_record, input_ranges, random_inputs, to_record
+from tinyc.validate import validate
+
+VOCAB, STEPS, DIM, CLASSES = 40, 12, 8, 5
+
+
+@pytest.fixture(scope="module")
+def embedding_outdir(tmp_path_factory):
+    import keras
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((STEPS,), dtype="int32")
+    x = keras.layers.Embedding(VOCAB, DIM)(inp)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inp, keras.layers.Dense(CLASSES)(x))
+    d = tmp_path_factory.mktemp("embedding")
+    model.save(d / "kws_tokens.keras")
+    np.save(d / "calib.npy", np.random.default_rng(0).integers(0, VOCAB, (48, STEPS)))   # int64, as numpy makes them
+    res = CliRunner().invoke(main, ["convert", str(d / "kws_tokens.keras"), "-o", str(d / "out"),
+                                    "--calib", str(d / "calib.npy")])
+    assert res.exit_code == 0, res.output
+    return d / "out"
+
+
+def test_embedding_converts_to_index_ops_on_an_int32_input(embedding_outdir):
+    graph = load_tflite(embedding_outdir / "model.tflite")
+    assert [op.kind for op in graph.ops] == ["LESS", "ADD", "SELECT", "GATHER", "MEAN", "FULLY_CONNECTED"]
+    gather = graph.ops[3]
+    assert not graph.tensors[gather.inputs[1]].is_const and graph.tensors[gather.inputs[0]].dtype == "int8"
+    (info,) = load_manifest(embedding_outdir).inputs
+    assert (info.dtype, info.shape, info.bytes, info.scale, info.zero_point) == ("int32", [1, STEPS], 4 * STEPS,
+                                                                                None, None)
+    assert "int tinyc_invoke(const int32_t *input0" in (embedding_outdir / "model.h").read_text()
+    assert input_ranges(graph) == [(0, VOCAB - 1)]
+
+
+def _samples(manifest, graph, n, seed):
+    samples = random_inputs(manifest.inputs, n, seed=seed, ranges=input_ranges(graph))
+    ids = np.stack([s[0] for s in samples])
+    assert ids.min() >= 0 and ids.max() < VOCAB and len(np.unique(ids)) > VOCAB // 2
+    edges = [np.full((1, STEPS), 0, np.int32), np.full((1, STEPS), VOCAB - 1, np.int32),
+             -np.arange(1, STEPS + 1, dtype=np.int32).reshape(1, STEPS),              # wrapped: -1 .. -12
+             np.linspace(-VOCAB, VOCAB - 1, STEPS).astype(np.int32).reshape(1, STEPS)]
+    return [[e] for e in edges] + samples
+
+
+def _validate(outdir, board_name: str, n_random: int, seed: int):
+    manifest = load_manifest(outdir)
+    board = load_board(board_name)
+    build(outdir, board)
+    return validate(outdir, board, _samples(manifest, load_tflite(outdir / "model.tflite"), n_random, seed),
+                    manifest=manifest)
+
+
+def test_embedding_bit_exact_on_host(embedding_outdir):
+    s = _validate(embedding_outdir, "host", 60, seed=3)
+    assert s.passed and s.samples == 64 and s.distinct_outputs > 1, (s.error, s.bit_exact, s.samples)
+
+
+def test_embedding_bit_exact_on_mps2_an386(embedding_outdir):
+    s = _validate(embedding_outdir, "mps2-an386", 6, seed=4)
+    assert s.passed and s.samples == 10, (s.error, s.bit_exact, s.samples)
+
+
+def test_out_of_range_index_reads_the_nearest_row(embedding_outdir):
+    """The reference fails the inference on an index outside [-VOCAB, VOCAB); the C clamps it
+    (after the wrap) into the table: the reference's output for the clamped indices."""
+    manifest = load_manifest(embedding_outdir)
+    ids = np.array([[VOCAB, VOCAB + 7, -VOCAB - 1, 2 ** 31 - 1, -2 ** 31, 3] + [5] * (STEPS - 6)], np.int32)
+    wrapped = np.where(ids < 0, ids.astype(np.int64) + VOCAB, ids)
+    ref = Reference(embedding_outdir / "model.tflite")
+    with pytest.raises(Exception):
+        ref.run(ids)
+    expected = Reference(embedding_outdir / "model.tflite").run(np.clip(wrapped, 0, VOCAB - 1).astype(np.int32))[0]
+    board = load_board("host")
+    build(embedding_outdir, board)
+    with open_session(board, embedding_outdir) as session:
+        got = from_record(session.infer(to_record([ids])).output, manifest.outputs)[0]
+    assert got.tobytes() == expected.tobytes()
+
+
+def test_index_calibration_data_must_be_whole_numbers():
+    x, warnings = check_samples(np.arange(24).reshape(2, 12), (1, 12), "calib.npy", integer=True)
+    assert x.dtype == np.float32 and not warnings
+    with pytest.raises(TinycError, match="not whole numbers below 2\\^24; the model input is int32"):
+        check_samples(np.full((2, 12), 1.5), (1, 12), "calib.npy", integer=True)
