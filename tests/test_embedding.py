@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ai_edge_litert import schema_py_generated as S
 from click.testing import CliRunner
+from helpers import assert_bit_exact
+from test_ops_gather_matmul import one_op_model, refusal
 
 from tinyc.boards import load_board
 from tinyc.build import build
@@ -108,3 +111,59 @@ def test_index_calibration_data_must_be_whole_numbers():
     assert x.dtype == np.float32 and not warnings
     with pytest.raises(TinycError, match="not whole numbers below 2\\^24; the model input is int32"):
         check_samples(np.full((2, 12), 1.5), (1, 12), "calib.npy", integer=True)
+
+
+# ---------------------------------------------------------------------------------------
+# The index ops one by one: one-op .tflite files (no conversion), random int32 inputs over the
+# whole range (sums wrap, as in the reference) plus the extremes
+
+
+def _int32_extremes(shapes):
+    lo, hi = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    return [[np.full(s, v, np.int32) for s in shapes] for v in (lo, hi, -1, 0)]
+
+
+@pytest.mark.parametrize("kind", ["LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "EQUAL", "NOT_EQUAL"])
+def test_int32_comparison_bit_exact(kind, tmp_path):
+    shapes = [(2, 1, 5), (3, 1)]                     # broadcast both ways -> (2, 3, 5)
+    model = one_op_model(kind, [(shapes[0], "int32", None, None), (shapes[1], "int32", None, None)],
+                         ((2, 3, 5), "bool", None))
+    assert_bit_exact(model, tmp_path, n_random=20, inputs=_int32_extremes(shapes) + [
+        [np.arange(10, dtype=np.int32).reshape(shapes[0]), np.full(shapes[1], 4, np.int32)]])   # equal ones too
+
+
+@pytest.mark.parametrize("activation", ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])
+def test_int32_add_bit_exact(activation, tmp_path):
+    o = S.AddOptionsT()
+    o.fusedActivationFunction = getattr(S.ActivationFunctionType, activation)
+    model = one_op_model("ADD", [((1, 4, 3), "int32", None, None), ((3,), "int32", None, np.array([40, -7, 2 ** 30],
+                                                                                               np.int32))],
+                         ((1, 4, 3), "int32", None), o, S.BuiltinOptions.AddOptions)
+    small = [[np.arange(-6, 6, dtype=np.int32).reshape(1, 4, 3)]]
+    assert_bit_exact(model, tmp_path, n_random=20, inputs=_int32_extremes([(1, 4, 3)]) + small)
+
+
+@pytest.mark.parametrize("kind, cond, x, y, dtype", [
+    ("SELECT", (2, 3), (2, 3), (2, 3), "int32"),          # the Embedding's wrap: all one shape
+    ("SELECT", (2,), (2, 3, 2), (2, 3, 2), "int8"),       # one choice per first-dim row (RankOneSelect)
+    ("SELECT", (), (4, 2), (4, 2), "int16"),              # a scalar condition
+    ("SELECT_V2", (3, 1), (1, 4), (3, 4), "int8"),        # all three broadcast
+])
+def test_select_bit_exact(kind, cond, x, y, dtype, tmp_path):
+    out = np.broadcast_shapes(cond, x, y)
+    q = None if dtype == "int32" else (0.1, 0)
+    model = one_op_model(kind, [(cond, "bool", None, None), (x, dtype, q, None), (y, dtype, q, None)],
+                         (out, dtype, q))
+    assert_bit_exact(model, tmp_path, n_random=20)
+
+
+def test_index_ops_refuse_what_they_do_not_compute():
+    quantized = one_op_model("LESS", [((4,), "int8", (0.1, 0), None), ((4,), "int8", (0.1, 0), None)],
+                             ((4,), "bool", None))
+    assert "plain int32 inputs" in refusal(quantized)
+    mixed = one_op_model("SELECT_V2", [((4,), "bool", None, None), ((4,), "int32", None, None),
+                                       ((4,), "int8", (0.1, 0), None)], ((4,), "int32", None))
+    assert "it takes one element type" in refusal(mixed)
+    rows = one_op_model("SELECT", [((3,), "bool", None, None), ((2, 3), "int32", None, None),
+                                   ((2, 3), "int32", None, None)], ((2, 3), "int32", None))
+    assert "one per first-dim row" in refusal(rows)

@@ -25,7 +25,7 @@ from tinyc.reference import Reference
 
 N_RANDOM = 60
 TYPES = {"int8": S.TensorType.INT8, "int16": S.TensorType.INT16, "int32": S.TensorType.INT32,
-         "int64": S.TensorType.INT64}
+         "int64": S.TensorType.INT64, "bool": S.TensorType.BOOL}
 
 
 def one_op_model(op_name, inputs, output, options=None, options_type=0) -> bytes:

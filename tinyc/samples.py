@@ -18,7 +18,7 @@ def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, ranges: list[
     `ranges` (see input_ranges), one per input or None: float inputs are uniform over the
     range their quantization covers, widened by 10% so that clamping is exercised too ([-1, 1]
     when nothing is known); integer inputs are uniform over their range, both ends included
-    (indices into a table), else over the whole dtype. Inputs in `fixed` (input index ->
+    (indices into a table), else over the whole dtype; bool inputs are 0 or 1. Inputs in `fixed` (input index ->
     value; see shape_inputs) take that value in every sample.
     """
     rng = np.random.default_rng(seed)
@@ -30,6 +30,8 @@ def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, ranges: list[
             known = ranges[k] if ranges and k < len(ranges) else None
             if fixed and k in fixed:
                 sample.append(np.asarray(fixed[k], dtype=dtype).reshape(shape))
+            elif dtype == np.bool_:
+                sample.append(rng.integers(0, 2, size=shape).astype(np.bool_))
             elif np.issubdtype(dtype, np.integer):
                 info = np.iinfo(dtype)
                 lo, hi = (int(known[0]), int(known[1])) if known else (int(info.min), int(info.max))
