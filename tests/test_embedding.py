@@ -167,3 +167,25 @@ def test_index_ops_refuse_what_they_do_not_compute():
     rows = one_op_model("SELECT", [((3,), "bool", None, None), ((2, 3), "int32", None, None),
                                    ((2, 3), "int32", None, None)], ((2, 3), "int32", None))
     assert "one per first-dim row" in refusal(rows)
+
+
+def test_embedding_on_a_float_input_is_refused_in_one_line(tmp_path):
+    """keras.Input's default dtype is float32: the converter casts it to indices after int8
+    quantization rounded them. tinyc refuses that and names the fix."""
+    import keras
+    inp = keras.Input((STEPS,))
+    model = keras.Model(inp, keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(VOCAB, DIM)(inp)))
+    model.save(tmp_path / "float_ids.keras")
+    res = CliRunner().invoke(main, ["convert", str(tmp_path / "float_ids.keras"), "-o", str(tmp_path / "out"),
+                                    "--calib-random", "8"])
+    assert res.exit_code != 0 and not (tmp_path / "out").exists()
+    (line,) = [l for l in res.stderr.splitlines() if l.startswith("tinyc: error")]
+    assert "(CAST) turns a float tensor into int32 indices" in line and 'dtype="int32"' in line
+
+
+def test_calibration_indices_off_the_table_are_refused(embedding_outdir, tmp_path):
+    np.save(tmp_path / "ids.npy", np.full((4, STEPS), VOCAB))
+    res = CliRunner().invoke(main, ["convert", str(embedding_outdir.parent / "kws_tokens.keras"), "-o",
+                                    str(tmp_path / "out"), "--calib", str(tmp_path / "ids.npy")])
+    assert res.exit_code != 0 and not (tmp_path / "out").exists()
+    assert f"outside the [-{VOCAB}, {VOCAB}) that the model's {VOCAB}-row table takes" in res.stderr

@@ -145,6 +145,11 @@ def check_full_int8(data: bytes, source: str = "quantized model") -> list[str]:
             if ti < 0:
                 continue
             t = g.tensors[ti]
+            if dtype_name(t) == "float32" and name == "CAST" and dtype_name(g.tensors[op.outputs[0]]) == "int32":
+                raise UnsupportedError(
+                    f"op {i} (CAST) turns a float tensor into int32 indices (an Embedding on a float model input); "
+                    "tinyc compiles lookups on int32 model inputs, where indices stay exact: give the model an int32 "
+                    "input (keras.Input(shape, dtype=\"int32\"))")
             if dtype_name(t) == "float32":
                 raise UnsupportedError(
                     f"op {i} ({name}, output '{tensor_name(g.tensors[op.outputs[0]])}') could not be quantized to "

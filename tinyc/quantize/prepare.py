@@ -130,12 +130,13 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
     float_graph = tflite_to_graph(float_bytes, "float model")
     in_dtype = float_graph.tensors[float_graph.inputs[0]].dtype   # float32, or int32 indices
     integer = in_dtype != "float32"
+    rows = index_bounds(float_graph).get(float_graph.inputs[0]) if integer else None   # the table's rows
 
     # 2. calibration samples (float32; an index input's whole numbers are exact in float32)
     trustworthy = True
     if calib_random:
         samples = random_samples(int(calib_random), in_shape,
-                                 index_count=index_bounds(float_graph).get(float_graph.inputs[0], 256) if integer else None)
+                                 index_count=(rows or 256) if integer else None)
         trustworthy = False
         warnings.append(f"calibrated on {int(calib_random)} random samples: scales are NOT trustworthy "
                         "(smoke test only); use --calib DATA for a real model")
@@ -145,6 +146,9 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
     else:
         samples, w = check_samples(np.asarray(calib), in_shape, "calibration data", integer=integer)
         warnings += w
+    if rows is not None and samples.size and not -rows <= samples.min() <= samples.max() < rows:
+        raise TinycError(f"calibration data holds indices in [{samples.min():.0f}, {samples.max():.0f}], outside the "
+                         f"[-{rows}, {rows}) that the model's {rows}-row table takes: give in-range indices")
     if len(samples) < 10:
         warnings.append(f"only {len(samples)} calibration samples; ranges may not cover real inputs "
                         "(a few hundred are typical)")
