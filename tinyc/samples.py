@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyc.errors import TinycError
+from tinyc.ir import np_dtype
 from tinyc.outdir import TensorInfo
 
 
@@ -143,18 +144,19 @@ def input_ranges(graph) -> list[tuple[float, float] | None]:
     QUANTIZE, the real range that op's int8 output covers; for an integer input read as
     indices, [0, n - 1] with n the smallest table it indexes (index_bounds)."""
     bounds = index_bounds(graph)
-    ranges: list[tuple[float, float] | None] = []
-    for t in graph.inputs:
-        r = (0, bounds[t] - 1) if t in bounds else None
-        for op in graph.ops:
-            if op.kind == "QUANTIZE" and op.inputs and op.inputs[0] == t:
-                q = graph.tensors[op.outputs[0]].quant
-                if q is not None and not q.per_axis:
-                    lo, hi = (-128, 127) if graph.tensors[op.outputs[0]].dtype == "int8" else (0, 255)
-                    r = ((lo - q.zp) * q.s, (hi - q.zp) * q.s)
-                break
-        ranges.append(r)
-    return ranges
+    return [_quantized_range(graph, t) if graph.tensors[t].dtype == "float32"
+            else (0, bounds[t] - 1) if t in bounds else None for t in graph.inputs]
+
+
+def _quantized_range(graph, t: int) -> tuple[float, float] | None:
+    for op in graph.ops:
+        if op.kind == "QUANTIZE" and op.inputs and op.inputs[0] == t:
+            q = graph.tensors[op.outputs[0]].quant
+            if q is None or q.per_axis:
+                return None
+            lo, hi = (-128, 127) if graph.tensors[op.outputs[0]].dtype == "int8" else (0, 255)
+            return (lo - q.zp) * q.s, (hi - q.zp) * q.s
+    return None
 
 
 # Ops that pass an integer tensor's values on unchanged (or, SELECT, choose among such
@@ -171,7 +173,7 @@ def index_bounds(graph) -> dict[int, int]:
         for k, t in enumerate(op.inputs):
             consumers.setdefault(t, []).append((op, k))
     bounds: dict[int, int] = {}
-    for source in graph.inputs:
+    for source in (t for t in graph.inputs if np.issubdtype(np_dtype(graph.tensors[t].dtype), np.integer)):
         seen, todo = set(), [source]
         while todo:
             t = todo.pop()

@@ -68,13 +68,12 @@ def check_gather(graph, op):
         raise UnsupportedError(f"{lab} gathers {x.dtype} values; tinyc gathers {', '.join(DTYPES)}")
     if idx.dtype not in INDEX_DTYPES:
         raise UnsupportedError(f"{lab} has {idx.dtype} indices; TFLite takes {', '.join(INDEX_DTYPES)}")
-    if not idx.is_const:
-        if idx.dtype != "int32":
-            raise UnsupportedError(f"{lab} reads {idx.dtype} indices computed at run time; tinyc takes "
-                                   "int32 ones (what Keras' Embedding gives): cast the indices to int32")
-        gather_plan(graph, op)
-        return
+    if not idx.is_const and idx.dtype != "int32":
+        raise UnsupportedError(f"{lab} reads {idx.dtype} indices computed at run time; tinyc takes "
+                               "int32 ones (what Keras' Embedding gives): cast the indices to int32")
     plan = gather_plan(graph, op)
+    if not idx.is_const:
+        return   # checked at run time: an index off the axis is clamped (see the module's doc)
     values = np.asarray(idx.data).reshape(-1)
     bad = values[(values < 0) | (values >= plan["axis_size"])]
     if bad.size:
