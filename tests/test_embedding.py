@@ -189,3 +189,10 @@ def test_calibration_indices_off_the_table_are_refused(embedding_outdir, tmp_pat
                                     str(tmp_path / "out"), "--calib", str(tmp_path / "ids.npy")])
     assert res.exit_code != 0 and not (tmp_path / "out").exists()
     assert f"outside the [-{VOCAB}, {VOCAB}) that the model's {VOCAB}-row table takes" in res.stderr
+
+
+def test_16x8_on_an_int32_input_is_refused_in_one_line(embedding_outdir, tmp_path):
+    res = CliRunner().invoke(main, ["convert", str(embedding_outdir.parent / "kws_tokens.keras"), "-o",
+                                    str(tmp_path / "out"), "--calib-random", "4", "--precision", "16x8"])
+    assert res.exit_code != 0 and not (tmp_path / "out").exists()
+    assert "fails on an int32 model input" in res.stderr and "use int8" in res.stderr

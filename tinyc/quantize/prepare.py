@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyc.errors import TinycError
+from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend import model_format
 from tinyc.frontend.tflite import graph_to_tflite, load_tflite, parse_model, tflite_to_graph
 from tinyc.ir import first_float_op, np_dtype
@@ -131,6 +131,10 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
     in_dtype = float_graph.tensors[float_graph.inputs[0]].dtype   # float32, or int32 indices
     integer = in_dtype != "float32"
     rows = index_bounds(float_graph).get(float_graph.inputs[0]) if integer else None   # the table's rows
+    if integer and precision is not None and precision.needs_16x8:
+        raise UnsupportedError("16x8 layers (--precision 16x8 or auto, --precision-layer) need TensorFlow's 16x8 "
+                               "conversion, which fails on an int32 model input (it finds no calibrated range "
+                               "for it): use int8 for this model")
 
     # 2. calibration samples (float32; an index input's whole numbers are exact in float32)
     trustworthy = True
