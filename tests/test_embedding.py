@@ -26,7 +26,7 @@ from tinyc.outdir import load_manifest
 from tinyc.quantize.calibration import check_samples
 from tinyc.reference import Reference
 from tinyc.runners import open_session
-from tinyc.samples import from_record, input_ranges, random_inputs, to_record
+from tinyc.samples import from_record, index_bounds, input_ranges, random_inputs, to_record
 from tinyc.validate import validate
 
 VOCAB, STEPS, DIM, CLASSES = 40, 12, 8, 5
@@ -59,6 +59,7 @@ def test_embedding_converts_to_index_ops_on_an_int32_input(embedding_outdir):
                                                                                 None, None)
     assert "int tinyc_invoke(const int32_t *input0" in (embedding_outdir / "model.h").read_text()
     assert input_ranges(graph) == [(0, VOCAB - 1)]
+    assert index_bounds(graph) == {graph.inputs[0]: (-VOCAB, VOCAB)}   # negative indices wrap
 
 
 def _samples(manifest, graph, n, seed):
@@ -196,3 +197,18 @@ def test_16x8_on_an_int32_input_is_refused_in_one_line(embedding_outdir, tmp_pat
                                     str(tmp_path / "out"), "--calib-random", "4", "--precision", "16x8"])
     assert res.exit_code != 0 and not (tmp_path / "out").exists()
     assert "fails on an int32 model input" in res.stderr and "use int8" in res.stderr
+
+
+def test_cli_takes_integer_npy_and_refuses_indices_off_the_table(embedding_outdir, tmp_path):
+    ids = np.random.default_rng(6).integers(-VOCAB, VOCAB, (3, STEPS))          # int64, numpy's default
+    np.save(tmp_path / "ids.npy", ids)
+    res = CliRunner().invoke(main, ["run", str(embedding_outdir), "--input", str(tmp_path / "ids.npy"),
+                                    "--output", str(tmp_path / "out.npy")])
+    assert res.exit_code == 0, res.output
+    expected = [Reference(embedding_outdir / "model.tflite").run(row.reshape(1, STEPS).astype(np.int32))[0]
+                for row in ids]
+    assert np.load(tmp_path / "out.npy").tobytes() == np.stack(expected).tobytes()
+    np.save(tmp_path / "far.npy", np.full((2, STEPS), VOCAB))
+    res = CliRunner().invoke(main, ["validate", str(embedding_outdir), "--input", str(tmp_path / "far.npy")])
+    assert res.exit_code != 0
+    assert f"holds index {VOCAB}, outside [-{VOCAB}, {VOCAB}) of the {VOCAB}-row table" in res.stderr

@@ -22,6 +22,7 @@ from tinyc.errors import UnsupportedError
 from tinyc.frontend.tflite import tflite_to_graph
 from tinyc.ir import op_macs
 from tinyc.reference import Reference
+from tinyc.samples import index_bounds
 
 N_RANDOM = 60
 TYPES = {"int8": S.TensorType.INT8, "int16": S.TensorType.INT16, "int32": S.TensorType.INT32,
@@ -226,6 +227,8 @@ def test_gather_with_model_input_indices_bit_exact(table_shape, indices_shape, a
     out = list(table_shape[:axis]) + list(indices_shape) + list(table_shape[axis + 1:])
     model = one_op_model("GATHER", [(table_shape, "int8", (0.1, 3), table), (indices_shape, "int32", None, None)],
                          (out, "int8", (0.1, 3)), o, S.BuiltinOptions.GatherOptions)
+    graph = tflite_to_graph(model)
+    assert index_bounds(graph) == {graph.inputs[0]: (0, table_shape[axis])}   # no wrap: negatives fail too
     ends = [[np.zeros(indices_shape, np.int32)], [np.full(indices_shape, table_shape[axis] - 1, np.int32)]]
     assert_bit_exact(model, tmp_path, n_random=N_RANDOM, inputs=ends)
 

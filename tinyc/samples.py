@@ -12,7 +12,8 @@ from tinyc.ir import np_dtype
 from tinyc.outdir import TensorInfo
 
 
-def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0, ranges: list[tuple[float, float] | None] | None = None,
+def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0,
+                  ranges: list[tuple[float, float] | None] | None = None,
                   fixed: dict[int, np.ndarray] | None = None) -> list[list[np.ndarray]]:
     """n samples; each a list with one array per model input (full shape, batch included).
 
@@ -145,7 +146,7 @@ def input_ranges(graph) -> list[tuple[float, float] | None]:
     indices, [0, n - 1] with n the smallest table it indexes (index_bounds)."""
     bounds = index_bounds(graph)
     return [_quantized_range(graph, t) if graph.tensors[t].dtype == "float32"
-            else (0, bounds[t] - 1) if t in bounds else None for t in graph.inputs]
+            else (0, bounds[t][1] - 1) if t in bounds else None for t in graph.inputs]
 
 
 def _quantized_range(graph, t: int) -> tuple[float, float] | None:
@@ -159,36 +160,53 @@ def _quantized_range(graph, t: int) -> tuple[float, float] | None:
     return None
 
 
-# Ops that pass an integer tensor's values on unchanged (or, SELECT, choose among such
-# tensors) on the way from a model input to a GATHER's indices.
-_INDEX_CARRIERS = ("CAST", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SELECT", "SELECT_V2")
+# Ops that pass an integer tensor's values on unchanged on the way from a model input to a
+# GATHER's indices; SELECT (choosing among such tensors) and an unquantized ADD are the
+# Embedding's negative-index wrap, SELECT(i < 0, i + n, i).
+_INDEX_CARRIERS = ("CAST", "RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+_INDEX_WRAP = ("SELECT", "SELECT_V2", "ADD")
 
 
-def index_bounds(graph) -> dict[int, int]:
-    """Graph input tensor -> the number of rows n of the smallest GATHER axis whose indices it
-    becomes, directly or through _INDEX_CARRIERS and the negative-index wrap of an Embedding
-    (SELECT(i < 0, i + n, i)): inputs in [0, n) are in range for every such GATHER."""
+def index_bounds(graph) -> dict[int, tuple[int, int]]:
+    """Integer graph input -> (lowest, n): its values in [lowest, n) are in range for every
+    GATHER whose indices it becomes, n the rows of the smallest such axis; lowest is -n where
+    each such path wraps negative indices (an Embedding's), else 0."""
     consumers: dict[int, list] = {}
     for op in graph.ops:
         for k, t in enumerate(op.inputs):
             consumers.setdefault(t, []).append((op, k))
-    bounds: dict[int, int] = {}
+    bounds: dict[int, tuple[int, int]] = {}
     for source in (t for t in graph.inputs if np.issubdtype(np_dtype(graph.tensors[t].dtype), np.integer)):
-        seen, todo = set(), [source]
+        seen, todo = set(), [(source, False)]
         while todo:
-            t = todo.pop()
-            if t in seen:
+            t, wrapped = todo.pop()
+            if (t, wrapped) in seen:
                 continue
-            seen.add(t)
+            seen.add((t, wrapped))
             for op, k in consumers.get(t, []):
                 if op.kind == "GATHER" and k == 1:
                     x = graph.tensors[op.inputs[0]]
-                    axis = int(op.attrs.get("axis", 0)) % max(len(x.shape), 1)
-                    n = int(x.shape[axis])
-                    bounds[source] = min(bounds.get(source, n), n)
-                elif op.kind in _INDEX_CARRIERS or (op.kind == "ADD" and graph.tensors[op.outputs[0]].quant is None):
-                    todo.extend(op.outputs)
+                    n = int(x.shape[int(op.attrs.get("axis", 0)) % max(len(x.shape), 1)])
+                    lowest, rows = bounds.get(source, (-n, n))
+                    bounds[source] = (max(lowest, -n if wrapped else 0), min(rows, n))
+                elif op.kind in _INDEX_CARRIERS or (op.kind in _INDEX_WRAP and
+                                                    graph.tensors[op.outputs[0]].quant is None):
+                    todo.extend((o, wrapped or op.kind in ("SELECT", "SELECT_V2")) for o in op.outputs)
     return bounds
+
+
+def check_index_inputs(samples: list[list[np.ndarray]], graph, inputs: list[TensorInfo]) -> None:
+    """Refuse samples whose index inputs leave the tables they look up (index_bounds): the
+    reference fails on them, and the generated C clamps them."""
+    bounds = index_bounds(graph)
+    for k, t in enumerate(graph.inputs):
+        lowest, rows = bounds.get(t, (None, None))
+        for i, sample in enumerate(samples if rows is not None else []):
+            bad = sample[k][(sample[k] < lowest) | (sample[k] >= rows)]
+            if bad.size:
+                raise TinycError(f"sample {i} of input '{inputs[k].name}' holds index {int(bad.flat[0])}, outside "
+                                 f"[{lowest}, {rows}) of the {rows}-row table it looks up (the reference fails on it): "
+                                 "give in-range indices")
 
 
 def shape_inputs(graph) -> dict[int, np.ndarray]:

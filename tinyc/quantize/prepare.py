@@ -130,7 +130,7 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
     float_graph = tflite_to_graph(float_bytes, "float model")
     in_dtype = float_graph.tensors[float_graph.inputs[0]].dtype   # float32, or int32 indices
     integer = in_dtype != "float32"
-    rows = index_bounds(float_graph).get(float_graph.inputs[0]) if integer else None   # the table's rows
+    lowest, rows = index_bounds(float_graph).get(float_graph.inputs[0], (None, None))   # the table's rows
     if integer and precision is not None and precision.needs_16x8:
         raise UnsupportedError("16x8 layers (--precision 16x8 or auto, --precision-layer) need TensorFlow's 16x8 "
                                "conversion, which fails on an int32 model input (it finds no calibrated range "
@@ -150,9 +150,9 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
     else:
         samples, w = check_samples(np.asarray(calib), in_shape, "calibration data", integer=integer)
         warnings += w
-    if rows is not None and samples.size and not -rows <= samples.min() <= samples.max() < rows:
+    if rows is not None and samples.size and not lowest <= samples.min() <= samples.max() < rows:
         raise TinycError(f"calibration data holds indices in [{samples.min():.0f}, {samples.max():.0f}], outside the "
-                         f"[-{rows}, {rows}) that the model's {rows}-row table takes: give in-range indices")
+                         f"[{lowest}, {rows}) that the model's {rows}-row table takes: give in-range indices")
     if len(samples) < 10:
         warnings.append(f"only {len(samples)} calibration samples; ranges may not cover real inputs "
                         "(a few hundred are typical)")
