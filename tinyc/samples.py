@@ -20,8 +20,8 @@ def random_inputs(inputs: list[TensorInfo], n: int, seed: int = 0,
     `ranges` (see input_ranges), one per input or None: float inputs are uniform over the
     range their quantization covers, widened by 10% so that clamping is exercised too ([-1, 1]
     when nothing is known); integer inputs are uniform over their range, both ends included
-    (indices into a table), else over the whole dtype; bool inputs are 0 or 1. Inputs in `fixed` (input index ->
-    value; see shape_inputs) take that value in every sample.
+    (indices into a table), else over the whole dtype; bool inputs are 0 or 1. Inputs in
+    `fixed` (input index -> value; see shape_inputs) take that value in every sample.
     """
     rng = np.random.default_rng(seed)
     samples = []
