@@ -157,6 +157,18 @@ def test_batch_matmul_constant_rhs_bit_exact(tmp_path):
     assert "tinyc_l0_batch_matmul_input1" in (r["outdir"] / "weights.c").read_text()
 
 
+def test_batch_matmul_multiplier_takes_the_scale_product_in_float32(tmp_path):
+    """GetQuantizedConvolutionMultipler forms s_x * s_y in float32 before dividing in double:
+    for these scales (an attention block's) the all-double multiplier is 1320075952, the
+    reference's 1320075974, and the accumulator 9838 rounds to 66 with one, 67 with the other."""
+    qx, qy, qo = (0.036231186240911484, -2), (0.024738064035773277, -6), (0.09331665933132172, -28)
+    model = matmul_model((1, 2, 6, 4), (1, 2, 4, 6), False, False, qx, qy, qo)
+    x, y = np.full((1, 2, 6, 4), -2, np.int8), np.full((1, 2, 4, 6), -6, np.int8)
+    x[0, 0, 0, :2], y[0, 0, :2, 0] = (127, 32), (70, -5)      # (129 * 76) + (34 * 1) = 9838
+    r = assert_bit_exact(model, tmp_path, n_random=N_RANDOM, inputs=[[x, y]])
+    assert "1320075974" in (r["outdir"] / "model.c").read_text()
+
+
 @pytest.mark.parametrize("case", MATMUL_CASES, ids=lambda c: f"{c[0]}x{c[1]}-adj{int(c[2])}{int(c[3])}")
 def test_batch_matmul_bit_exact(case, tmp_path):
     x_shape, y_shape, adj_x, adj_y, qx, qy, qo = case
