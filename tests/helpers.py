@@ -16,7 +16,7 @@ from tinyc.convert import ConvertOptions, convert
 from tinyc.frontend.tflite import load_tflite
 from tinyc.reference import Reference
 from tinyc.runners import open_session
-from tinyc.samples import float_input_ranges, random_inputs, to_record, from_record
+from tinyc.samples import input_ranges, random_inputs, to_record, from_record
 
 
 def convert_keras_int8(model, rep_data, per_tensor: bool = False, io_type: str = "int8", io: str | None = None,
@@ -83,7 +83,7 @@ def assert_bit_exact(model, tmp_path: Path, n_random: int = 100, inputs=None, bo
     build(outdir, b)
     graph = load_tflite(outdir / "model.tflite")
     samples = list(inputs or []) + random_inputs(manifest.inputs, n_random, seed=seed,
-                                                 float_ranges=float_input_ranges(graph))
+                                                 ranges=input_ranges(graph))
     ref = Reference(outdir / "model.tflite")
     with open_session(b, outdir) as session:
         results = session.infer_many([to_record(s) for s in samples])

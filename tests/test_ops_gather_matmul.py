@@ -22,10 +22,11 @@ from tinyc.errors import UnsupportedError
 from tinyc.frontend.tflite import tflite_to_graph
 from tinyc.ir import op_macs
 from tinyc.reference import Reference
+from tinyc.samples import index_bounds
 
 N_RANDOM = 60
 TYPES = {"int8": S.TensorType.INT8, "int16": S.TensorType.INT16, "int32": S.TensorType.INT32,
-         "int64": S.TensorType.INT64}
+         "int64": S.TensorType.INT64, "bool": S.TensorType.BOOL}
 
 
 def one_op_model(op_name, inputs, output, options=None, options_type=0) -> bytes:
@@ -156,6 +157,18 @@ def test_batch_matmul_constant_rhs_bit_exact(tmp_path):
     assert "tinyc_l0_batch_matmul_input1" in (r["outdir"] / "weights.c").read_text()
 
 
+def test_batch_matmul_multiplier_takes_the_scale_product_in_float32(tmp_path):
+    """GetQuantizedConvolutionMultipler forms s_x * s_y in float32 before dividing in double:
+    for these scales (an attention block's) the all-double multiplier is 1320075952, the
+    reference's 1320075974, and the accumulator 9838 rounds to 66 with one, 67 with the other."""
+    qx, qy, qo = (0.036231186240911484, -2), (0.024738064035773277, -6), (0.09331665933132172, -28)
+    model = matmul_model((1, 2, 6, 4), (1, 2, 4, 6), False, False, qx, qy, qo)
+    x, y = np.full((1, 2, 6, 4), -2, np.int8), np.full((1, 2, 4, 6), -6, np.int8)
+    x[0, 0, 0, :2], y[0, 0, :2, 0] = (127, 32), (70, -5)      # (129 * 76) + (34 * 1) = 9838
+    r = assert_bit_exact(model, tmp_path, n_random=N_RANDOM, inputs=[[x, y]])
+    assert "1320075974" in (r["outdir"] / "model.c").read_text()
+
+
 @pytest.mark.parametrize("case", MATMUL_CASES, ids=lambda c: f"{c[0]}x{c[1]}-adj{int(c[2])}{int(c[3])}")
 def test_batch_matmul_bit_exact(case, tmp_path):
     x_shape, y_shape, adj_x, adj_y, qx, qy, qo = case
@@ -213,6 +226,25 @@ def test_gather_bit_exact(params_shape, indices, axis, batch_dims, dtype, index_
     assert_bit_exact(model, tmp_path, n_random=N_RANDOM, inputs=extremes([params_shape], np.dtype(dtype)))
 
 
+@pytest.mark.parametrize("table_shape, indices_shape, axis", [
+    ((10, 4), (1, 7), 0),          # an Embedding's lookup: a constant table, indices from the model input
+    ((3, 6, 2), (2, 2), 1),        # along a middle axis
+])
+def test_gather_with_model_input_indices_bit_exact(table_shape, indices_shape, axis, tmp_path):
+    """Indices computed at run time (here the model's int32 input): random ones are drawn on
+    the axis (tinyc.samples.input_ranges), plus both ends of it."""
+    o = S.GatherOptionsT()
+    o.axis = axis
+    table = np.random.default_rng(5).integers(-128, 128, size=table_shape).astype(np.int8)
+    out = list(table_shape[:axis]) + list(indices_shape) + list(table_shape[axis + 1:])
+    model = one_op_model("GATHER", [(table_shape, "int8", (0.1, 3), table), (indices_shape, "int32", None, None)],
+                         (out, "int8", (0.1, 3)), o, S.BuiltinOptions.GatherOptions)
+    graph = tflite_to_graph(model)
+    assert index_bounds(graph) == {graph.inputs[0]: (0, table_shape[axis])}   # no wrap: negatives fail too
+    ends = [[np.zeros(indices_shape, np.int32)], [np.full(indices_shape, table_shape[axis] - 1, np.int32)]]
+    assert_bit_exact(model, tmp_path, n_random=N_RANDOM, inputs=ends)
+
+
 # ---------------------------------------------------------------------------------------
 # Refusals: one line each, where the reference refuses too or tinyc cannot follow
 
@@ -232,35 +264,13 @@ def test_reduce_max_with_requantization_is_refused_as_the_reference_refuses_it()
         Reference(model).run(np.zeros((1, 4, 3), np.int8))
 
 
-def test_gather_with_model_input_indices_is_refused():
+def test_gather_with_int16_model_input_indices_is_refused():
+    """Run-time indices are int32 (a Keras Embedding's; its path: tests/test_embedding.py)."""
     o = S.GatherOptionsT()
     model = one_op_model("GATHER", [((10, 4), "int8", (0.1, 0), np.zeros((10, 4), np.int8)),
-                                    ((1, 7), "int32", None, None)],
+                                    ((1, 7), "int16", None, None)],
                          ((1, 7, 4), "int8", (0.1, 0)), o, S.BuiltinOptions.GatherOptions)
-    assert "constant indices only" in refusal(model)
-
-
-def test_keras_embedding_on_an_int32_input_is_refused_in_one_line():
-    """The converter puts LESS, ADD and SELECT (negative indices wrap) before the GATHER of an
-    Embedding on an int32 model input; tinyc has no int32 arithmetic and refuses the first."""
-    import contextlib
-    import io
-    import keras
-    import tensorflow as tf
-    inp = keras.Input((7,), dtype="int32")
-    model = keras.Model(inp, keras.layers.Embedding(20, 4)(inp))
-    fn = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec([1, 7], tf.int32))
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn])
-    rng = np.random.default_rng(0)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([rng.integers(0, 20, (1, 7)).astype(np.int32)] for _ in range(8))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_output_type = tf.int8
-    with contextlib.redirect_stdout(io.StringIO()):
-        tflite = bytes(conv.convert())
-    kinds = [op.kind for op in tflite_to_graph(tflite).ops]
-    assert kinds == ["LESS", "ADD", "SELECT", "GATHER"]
-    assert "is LESS, which tinyc does not support" in refusal(tflite)
+    assert "takes int32 ones" in refusal(model)
 
 
 def test_gather_out_of_range_index_is_refused():

@@ -11,7 +11,7 @@ from tinyc.build import build
 from tinyc.convert import ConvertOptions, convert
 from tinyc.frontend.tflite import load_tflite
 from tinyc.outdir import MODEL_TFLITE
-from tinyc.samples import float_input_ranges, random_inputs, shape_inputs
+from tinyc.samples import input_ranges, random_inputs, shape_inputs
 from tinyc.validate import validate
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "tflm_examples"
@@ -61,6 +61,6 @@ def check_model(stem: str, tmp_path: Path, board: str = "host", n_random: int = 
     build(outdir, b)
     written = load_tflite(outdir / MODEL_TFLITE)
     samples = random_inputs(result.manifest.inputs, n_random, seed=1,
-                            float_ranges=float_input_ranges(written), fixed=shape_inputs(written))
+                            ranges=input_ranges(written), fixed=shape_inputs(written))
     summary = validate(outdir, b, samples)
     return {**summary.as_dict(), "notes": result.notes, "error": summary.error}

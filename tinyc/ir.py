@@ -35,7 +35,7 @@ DTYPES = {
     "int32": (np.int32, "int32_t", 4),
     "int64": (np.int64, "int64_t", 8),
     "float32": (np.float32, "float", 4),
-    "bool": (np.bool_, "bool", 1),
+    "bool": (np.bool_, "uint8_t", 1),  # TFLite's bool: one byte, 0 or 1; no <stdbool.h> needed
 }
 
 

@@ -27,7 +27,8 @@ from tinyc.probes import resolve_port
 from tinyc.reference import REFERENCE_NAMES, ReferenceProcess, litert_mishandles
 from tinyc.runners import open_session, session_options
 from tinyc.runners.pool import PoolEvents, infer_sharded
-from tinyc.samples import float_input_ranges, from_record, load_inputs, random_inputs, shape_inputs, to_record
+from tinyc.samples import (check_index_inputs, from_record, input_ranges, load_inputs, random_inputs, shape_inputs,
+                           to_record)
 
 
 @dataclass
@@ -251,11 +252,12 @@ def validate_outdir(outdir: Path, board_name: str | None, input_path: Path | Non
     options = session_options(board, port=port, baud=baud, timeout=timeout)
     if input_path is not None:
         samples = load_inputs(input_path, manifest.inputs)
+        check_index_inputs(samples, load_tflite(outdir / MODEL_TFLITE), manifest.inputs)
         run_info = {"input": str(input_path)}
     else:
         graph = load_tflite(outdir / MODEL_TFLITE)
         samples = random_inputs(manifest.inputs, n_random if n_random is not None else 100, seed=seed,
-                                float_ranges=float_input_ranges(graph), fixed=shape_inputs(graph))
+                                ranges=input_ranges(graph), fixed=shape_inputs(graph))
         run_info = {"seed": seed, "random": len(samples)}
     labels = _load_labels(labels_path, len(samples)) if labels_path is not None else None
     ports, note = None, None

@@ -587,8 +587,42 @@ typedef struct {
 
 typedef struct {
     tinyc_gather_dims dims;
-    const int32_t *indices;                  /* [batches][coords], each in [0, axis_size) */
 } tinyc_gather_params_s8;
+
+/* ------------------------------------------------ int32 ADD and comparisons, SELECT */
+
+/* tinyc_binary_params_s32.op.kind */
+#define TINYC_BINARY_ADD 0
+#define TINYC_BINARY_EQUAL 1
+#define TINYC_BINARY_NOT_EQUAL 2
+#define TINYC_BINARY_LESS 3
+#define TINYC_BINARY_LESS_EQUAL 4
+#define TINYC_BINARY_GREATER 5
+#define TINYC_BINARY_GREATER_EQUAL 6
+
+typedef struct {
+    int32_t kind;                            /* TINYC_BINARY_* */
+    int32_t act_min, act_max;                /* ADD's fused activation on int32 */
+} tinyc_binary_op_params;
+
+typedef struct {
+    tinyc_broadcast_dims dims;
+    tinyc_binary_op_params op;
+} tinyc_binary_params_s32;
+
+/* Output extents (outermost first) and the element strides of the condition and of x and y
+ * along them; 0 repeats that input (broadcast). */
+typedef struct {
+    int32_t extent[TINYC_BROADCAST_MAX_DIMS];
+    int32_t condition_stride[TINYC_BROADCAST_MAX_DIMS];
+    int32_t x_stride[TINYC_BROADCAST_MAX_DIMS];
+    int32_t y_stride[TINYC_BROADCAST_MAX_DIMS];
+} tinyc_select_dims;
+
+typedef struct {
+    tinyc_select_dims dims;
+    int32_t element_bytes;                   /* bytes of one value */
+} tinyc_select_params_s8;
 
 /* ---------------------------------------------------------------------- BATCH_MATMUL */
 

@@ -32,7 +32,7 @@ from tinyc.outdir import MODEL_TFLITE, Manifest, load_manifest
 from tinyc.passes.prune import WEIGHT_OPS
 from tinyc.progress import Progress, report
 from tinyc.quant_math import dequantize_array
-from tinyc.samples import random_inputs
+from tinyc.samples import input_ranges, random_inputs
 from tinyc.validate import validate
 
 
@@ -119,7 +119,7 @@ def _layer_instructions(outdir: Path, manifest: Manifest) -> tuple[list[float] |
     board = load_board(manifest.board or "host")
     if not runner_status(board)[0]:
         return None, f"board {board.name} cannot run here"
-    samples = random_inputs(manifest.inputs, 1, seed=0)
+    samples = random_inputs(manifest.inputs, 1, seed=0, ranges=input_ranges(load_tflite(outdir / MODEL_TFLITE)))
     s = validate(outdir, board, samples, manifest=manifest)
     if not s.passed or s.layer_cycles_sum is None:
         return None, f"one run on {board.name} gave no per-layer counts ({s.error or 'no layer hooks'})"

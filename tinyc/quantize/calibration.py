@@ -9,8 +9,10 @@ import numpy as np
 from tinyc.errors import TinycError
 
 
-def load_samples(path, input_shape: tuple, what: str = "calibration data", key: str = "x") -> tuple[np.ndarray, list[str]]:
-    """Float32 samples shaped (N, *input_shape[1:]) from a .npy, or a .npz holding `key`."""
+def load_samples(path, input_shape: tuple, what: str = "calibration data", key: str = "x",
+                 integer: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Float32 samples shaped (N, *input_shape[1:]) from a .npy, or a .npz holding `key`
+    (integer: the model input is int32 indices, see check_samples)."""
     p = Path(path)
     if not p.is_file():
         raise TinycError(f"{what} {p}: no such file")
@@ -32,17 +34,25 @@ def load_samples(path, input_shape: tuple, what: str = "calibration data", key: 
             x = loaded[key]
     else:
         x = loaded
-    return check_samples(x, input_shape, f"{what} {p.name}")
+    return check_samples(x, input_shape, f"{what} {p.name}", integer=integer)
 
 
-def check_samples(x: np.ndarray, input_shape: tuple, what: str) -> tuple[np.ndarray, list[str]]:
-    """Validate dtype, shape and values; returns (float32 samples, warnings)."""
+def check_samples(x: np.ndarray, input_shape: tuple, what: str, integer: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Validate dtype, shape and values; returns (float32 samples, warnings). integer: the
+    model input is int32 indices (an Embedding's); the samples must be whole numbers below
+    2^24 in magnitude, which float32 holds exactly."""
     warnings: list[str] = []
     x = np.asarray(x)
     want = tuple(int(d) for d in input_shape[1:])
     if x.dtype.kind not in "fiu":
-        raise TinycError(f"{what} has dtype {x.dtype}, the model input is float32: give numeric samples")
-    if x.dtype.kind in "iu":
+        raise TinycError(f"{what} has dtype {x.dtype}, the model input is {'int32' if integer else 'float32'}: "
+                         "give numeric samples")
+    if integer:
+        xf = x.astype(np.float64)
+        if not np.all(np.isfinite(xf)) or np.any(xf != np.round(xf)) or np.any(np.abs(xf) >= 2 ** 24):
+            raise TinycError(f"{what} holds values that are not whole numbers below 2^24; the model input is int32 "
+                             "(indices): give integer samples")
+    elif x.dtype.kind in "iu":
         warnings.append(f"{what} is {x.dtype}; its values are used as float32")
     if x.size == 0 or x.ndim == 0:
         raise TinycError(f"{what} holds no samples (shape {x.shape}); give an array of shape (N, {_dims(want)})")
@@ -80,9 +90,12 @@ def _squeezed(shape) -> tuple:
     return tuple(d for d in shape if d != 1)
 
 
-def random_samples(n: int, input_shape: tuple, seed: int = 0) -> np.ndarray:
-    """`--calib-random N`: uniform samples in [0, 1) for smoke tests only (scales meaningless)."""
+def random_samples(n: int, input_shape: tuple, seed: int = 0, index_count: int | None = None) -> np.ndarray:
+    """`--calib-random N`: uniform samples in [0, 1) for smoke tests only (scales meaningless);
+    for an index input (index_count rows), whole numbers in [0, index_count)."""
     if n <= 0:
         raise TinycError("--calib-random needs a positive number of samples")
     rng = np.random.default_rng(seed)
+    if index_count is not None:
+        return rng.integers(0, index_count, (n,) + tuple(input_shape[1:])).astype(np.float32)
     return rng.random((n,) + tuple(input_shape[1:]), dtype=np.float32)

@@ -81,9 +81,10 @@ def check_float_model(data: bytes, source: str) -> None:
         raise TinycError(f"{source} is not a float model ({kind}); pass it to tinyc convert without calibration")
     ins, outs = io_tensors(model)
     for t in ins + outs:
-        if dtype_name(t) != "float32":
+        if dtype_name(t) != "float32" and not (t in ins and dtype_name(t) == "int32"):
             raise UnsupportedError(
-                f"{source}: tensor '{tensor_name(t)}' is {dtype_name(t)}; tinyc quantizes models with float32 I/O")
+                f"{source}: tensor '{tensor_name(t)}' is {dtype_name(t)}; tinyc quantizes models with float32 I/O "
+                "(and int32 index inputs)")
 
 
 def quantize_float_tflite(data: bytes, representative: Callable[[], Iterable], *, per_tensor: bool = False,
@@ -144,6 +145,11 @@ def check_full_int8(data: bytes, source: str = "quantized model") -> list[str]:
             if ti < 0:
                 continue
             t = g.tensors[ti]
+            if dtype_name(t) == "float32" and name == "CAST" and dtype_name(g.tensors[op.outputs[0]]) == "int32":
+                raise UnsupportedError(
+                    f"op {i} (CAST) turns a float tensor into int32 indices (an Embedding on a float model input); "
+                    "tinyc compiles lookups on int32 model inputs, where indices stay exact: give the model an int32 "
+                    "input (keras.Input(shape, dtype=\"int32\"))")
             if dtype_name(t) == "float32":
                 raise UnsupportedError(
                     f"op {i} ({name}, output '{tensor_name(g.tensors[op.outputs[0]])}') could not be quantized to "

@@ -209,7 +209,8 @@ def _batch_one(model):
 
     try:
         with captured_output():
-            clone = keras.models.clone_model(model, input_tensors=keras.Input(batch_shape=shape),
+            inp = keras.Input(batch_shape=shape, dtype=model.inputs[0].dtype)   # int32 indices stay int32
+            clone = keras.models.clone_model(model, input_tensors=inp,
                                              clone_function=unrolled)
             clone.set_weights(model.get_weights())
         return clone

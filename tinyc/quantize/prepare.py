@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyc.errors import TinycError
+from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend import model_format
 from tinyc.frontend.tflite import graph_to_tflite, load_tflite, parse_model, tflite_to_graph
-from tinyc.ir import first_float_op
+from tinyc.ir import first_float_op, np_dtype
 from tinyc.isolated import Worker, run_isolated
 from tinyc.reference import abort_hint
 from tinyc.progress import Progress, report as report_progress
@@ -33,6 +33,7 @@ from tinyc.quantize.float_islands import close_float_islands, has_float_island
 from tinyc.quantize.calibration import check_samples, load_samples, random_samples
 from tinyc.quantize.precision import PrecisionOptions, apply_precision
 from tinyc.quantize.sqnr import layer_report
+from tinyc.samples import index_bounds
 
 REPORT_SAMPLES = 64  # samples of the calibration data used by the per-layer report
 
@@ -122,26 +123,40 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
     float_bytes = float_flatbuffer(path)
     ft.check_float_model(float_bytes, str(path.name))
     in_shape = ft.float_input_shape(parse_model(float_bytes))
+    float_graph = tflite_to_graph(float_bytes, "float model")
+    in_dtype = float_graph.tensors[float_graph.inputs[0]].dtype   # float32, or int32 indices
+    integer = in_dtype != "float32"
+    lowest, rows = index_bounds(float_graph).get(float_graph.inputs[0], (None, None))   # the table's rows
+    if integer and precision is not None and precision.needs_16x8:
+        raise UnsupportedError("16x8 layers (--precision 16x8 or auto, --precision-layer) need TensorFlow's 16x8 "
+                               "conversion, which fails on an int32 model input (it finds no calibrated range "
+                               "for it): use int8 for this model")
 
-    # 2. calibration samples
+    # 2. calibration samples (float32; an index input's whole numbers are exact in float32)
     trustworthy = True
     if calib_random:
-        samples = random_samples(int(calib_random), in_shape)
+        samples = random_samples(int(calib_random), in_shape,
+                                 index_count=(rows or 256) if integer else None)
         trustworthy = False
         warnings.append(f"calibrated on {int(calib_random)} random samples: scales are NOT trustworthy "
                         "(smoke test only); use --calib DATA for a real model")
     elif isinstance(calib, (str, Path)):
-        samples, w = load_samples(calib, in_shape)
+        samples, w = load_samples(calib, in_shape, integer=integer)
         warnings += w
     else:
-        samples, w = check_samples(np.asarray(calib), in_shape, "calibration data")
+        samples, w = check_samples(np.asarray(calib), in_shape, "calibration data", integer=integer)
         warnings += w
+    if rows is not None and samples.size and not lowest <= samples.min() <= samples.max() < rows:
+        raise TinycError(f"calibration data holds indices in [{samples.min():.0f}, {samples.max():.0f}], outside the "
+                         f"[{lowest}, {rows}) that the model's {rows}-row table takes: give in-range indices")
     if len(samples) < 10:
         warnings.append(f"only {len(samples)} calibration samples; ranges may not cover real inputs "
                         "(a few hundred are typical)")
 
     # 3. quantize (in TensorFlow's process: a crash there costs this model only)
-    int8_bytes = _without_float_islands(_quantize(path, kind, float_bytes, samples, per_tensor, io, "int8", progress))
+    model_samples = samples.astype(np_dtype(in_dtype))   # what the converter feeds the model
+    int8_bytes = _without_float_islands(_quantize(path, kind, float_bytes, model_samples, per_tensor, io, "int8",
+                                                  progress))
     ft.check_full_int8(int8_bytes, f"{path.name} after quantization")
     if check is not None:
         check(int8_bytes)
@@ -158,7 +173,7 @@ def quantize_float(path: Path, fmt: str, *, calib=None, calib_random=None, per_t
                    "calibration": "random" if calib_random else "data", "per_channel": not per_tensor, "io": io})
     # 5. 16x8 layers (--precision): the 16x8 conversion of the same model and samples, mixed in
     if precision is not None and precision.needs_16x8:
-        s16_bytes = _without_float_islands(_quantize(path, kind, float_bytes, samples, per_tensor, io, "int16",
+        s16_bytes = _without_float_islands(_quantize(path, kind, float_bytes, model_samples, per_tensor, io, "int16",
                                                      progress))
         int8_bytes, layers = apply_precision(int8_bytes, s16_bytes, precision, report)
         report["precision"] = {"mode": precision.precision, "layers_16x8": layers}

@@ -88,6 +88,8 @@ def as_input(detail: dict, sample_f32: np.ndarray) -> np.ndarray:
     x = np.asarray(sample_f32, dtype=np.float32).reshape(detail["shape"])
     if detail["dtype"] != np.float32:
         scale, zp = detail["quantization"]
+        if not scale:   # plain integers (indices): the samples hold them exactly
+            return x.astype(detail["dtype"])
         x = quantize_array(x, scale, zp, np.dtype(detail["dtype"]).name)
     return x
 

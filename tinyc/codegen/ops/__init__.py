@@ -91,11 +91,15 @@ REGISTRY: dict[str, OpSpec] = {}
 # whose non-constant inputs or outputs include an int16 tensor uses its kind's variant here
 # when there is one (see spec_for_op).
 REGISTRY_S16: dict[str, OpSpec] = {}
+# Variants for plain int32 tensors (no quantization: index arithmetic such as an Embedding's
+# negative-index wrap), for the kinds whose int8 registration computes on quantized values.
+REGISTRY_S32: dict[str, OpSpec] = {}
+_VARIANTS = {"int16": REGISTRY_S16, "int32": REGISTRY_S32}
 _pending_checks: dict[tuple[str, str], Callable] = {}
 
 
 def _table(dtype: str) -> dict[str, OpSpec]:
-    return REGISTRY_S16 if dtype == "int16" else REGISTRY
+    return _VARIANTS.get(dtype, REGISTRY)
 
 
 def register(kind: str, kernels: list[str], dtype: str = "int8"):
@@ -123,20 +127,24 @@ def _load_all() -> None:
 
 def supported_ops() -> list[str]:
     _load_all()
-    return sorted(set(REGISTRY) | set(REGISTRY_S16))
+    return sorted(set(REGISTRY) | set(REGISTRY_S16) | set(REGISTRY_S32))
 
 
 def spec_for(kind: str, dtype: str = "int8") -> OpSpec | None:
     _load_all()
-    return (REGISTRY_S16.get(kind) if dtype == "int16" else None) or REGISTRY.get(kind)
+    return _VARIANTS.get(dtype, {}).get(kind) or REGISTRY.get(kind)
 
 
 def activation_dtype(graph, op) -> str:
     """"int16" when a non-constant input or an output of op is int16 (a 16x8 layer, or a
-    QUANTIZE into or out of one), else "int8"."""
-    for t in list(op.inputs) + list(op.outputs):
-        if t >= 0 and graph.tensors[t].dtype == "int16" and not graph.tensors[t].is_const:
-            return "int16"
+    QUANTIZE into or out of one); else "int32" when one is an unquantized int32 tensor (index
+    arithmetic); else "int8"."""
+    tensors = [graph.tensors[t] for t in list(op.inputs) + list(op.outputs)
+               if t >= 0 and not graph.tensors[t].is_const]
+    if any(t.dtype == "int16" for t in tensors):
+        return "int16"
+    if any(t.dtype == "int32" and t.quant is None for t in tensors):
+        return "int32"
     return "int8"
 
 

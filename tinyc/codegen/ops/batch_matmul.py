@@ -10,8 +10,10 @@ The reference first transposes the RHS (unless adj_y) and the LHS (if adj_x) int
 and then runs its FULLY_CONNECTED-like loop over "RHS rows x LHS rows"; it also folds a
 [..., 1, depth, cols] RHS into the LHS rows. All of that only reorders an exact int32 sum;
 this kernel takes the operands with the strides adj_x/adj_y imply.
-Constants as Prepare(): real multiplier = double(s_x) * double(s_y) / double(s_out)
-(GetQuantizedConvolutionMultipler), QuantizeMultiplier, offsets -x_zp, -y_zp, +out_zp,
+Constants as Prepare(): real multiplier = double(float(s_x * s_y)) / double(s_out)
+(GetQuantizedConvolutionMultipler without a bias: the product is taken in float32, unlike
+conv's all-double one; the two differ in the last bits of the multiplier and, on a rounding
+tie, by 1 LSB), QuantizeMultiplier, offsets -x_zp, -y_zp, +out_zp,
 bounds [-128, 127] (no fused activation). The int32 sum holds depth * 255 * 255, checked
 here (depth <= 33025). The kernel folds the offsets out of the inner loop (row and column
 sums) and, like the reference, copies an operand not laid out along the depth into scratch
@@ -26,7 +28,7 @@ import numpy as np
 from tinyc.errors import UnsupportedError
 from tinyc.codegen.ops import Lowered, checker, register
 from tinyc.codegen.ops._common import check_per_tensor, label
-from tinyc.quant_math import conv_output_multipliers
+from tinyc.quant_math import quantize_multiplier
 
 MAX_BATCH_DIMS = 3  # ranks 2..5, as the reference's ExtendedShape(5, ...)
 MAX_DEPTH = ((1 << 31) - 1) // (255 * 255)
@@ -98,7 +100,8 @@ def lower_batch_matmul(graph, op, ctx) -> Lowered:
     s = matmul_shapes(graph, op)
     rows, depth, cols = s["rows"], s["depth_x"], s["cols"]
     batch, x_stride, y_stride = _batch_loops(s["x_batch"], s["y_batch"], rows * depth, depth * cols)
-    mult, shift = conv_output_multipliers(x.quant.s, [y.quant.s], out.quant.s)
+    product = float(np.float32(x.quant.s) * np.float32(y.quant.s))   # float32, as the reference
+    mult, shift = quantize_multiplier(product / float(np.float32(out.quant.s)))
     params = ctx.params("tinyc_batch_matmul_params_s8", {
         "dims": {"batch": batch, "lhs_batch_stride": x_stride, "rhs_batch_stride": y_stride,
                  "rows": rows, "depth": depth, "cols": cols,
@@ -106,7 +109,7 @@ def lower_batch_matmul(graph, op, ctx) -> Lowered:
                  "rhs_depth_stride": s["rhs_depth_stride"], "rhs_col_stride": s["rhs_col_stride"]},
         "op": {"lhs_offset": -x.quant.zp, "rhs_offset": -y.quant.zp, "output_offset": out.quant.zp,
                "act_min": -128, "act_max": 127},
-        "quant": {"multiplier": int(mult[0]), "shift": int(shift[0])},
+        "quant": {"multiplier": mult, "shift": shift},
     })
     # the RHS column sums of one matrix, then its transpose (no adj_y) and an LHS row (adj_x)
     scratch = ctx.scratch(4 * cols + (cols * depth if s["rhs_depth_stride"] != 1 else 0)

@@ -1,4 +1,4 @@
-"""GATHER with constant indices, any element type (TFLite kernels/gather.cc).
+"""GATHER, any element type (TFLite kernels/gather.cc).
 
 The reference (reference_ops::Gather, which gather.cc's optimized path is) views the params
 tensor as [batch][outer][axis][inner] and the indices as [batch][coords] (batch = the first
@@ -7,12 +7,14 @@ axis) and copies, for each batch, outer and coordinate i, the run of `inner` ele
 params[batch][outer][indices[batch][i]]. Values are copied unchanged (no requantization), so
 int8, int16 and 16x8 models alike are served, and the kernel moves bytes.
 
-Indices must be constant: that is what keras.ops.take(x, constant_indices, axis=...) gives.
-A Keras Embedding on an integer model input is not GATHER alone: the converter puts LESS,
-ADD and SELECT on the int32 indices in front (negative indices wrap), and the reference fails
-on an index outside the axis, which random or user inputs would hit; tinyc refuses
-non-constant indices in one line. Out-of-range constant indices are refused here, as the
-reference refuses them at Prepare time.
+Indices are constant (keras.ops.take(x, constant_indices, axis=...)), any index type, checked
+here to lie on the axis as the reference checks them at Prepare; or an int32 tensor computed
+at run time: a Keras Embedding on an integer model input, where the converter wraps negative
+indices (LESS, ADD, SELECT: binary_s32.py, select.py) before the GATHER. For a run-time
+index outside the axis the reference fails the inference (gather.cc's Eval returns an error);
+the generated C clamps it to the axis instead (it never reads outside the table, and has no
+error path inside an inference), so only inputs with every index in range are compared with
+the reference: tinyc.samples.input_ranges draws them in [0, axis size).
 """
 
 from __future__ import annotations
@@ -66,10 +68,12 @@ def check_gather(graph, op):
         raise UnsupportedError(f"{lab} gathers {x.dtype} values; tinyc gathers {', '.join(DTYPES)}")
     if idx.dtype not in INDEX_DTYPES:
         raise UnsupportedError(f"{lab} has {idx.dtype} indices; TFLite takes {', '.join(INDEX_DTYPES)}")
-    if not idx.is_const:
-        raise UnsupportedError(f"{lab} reads non-constant indices (an Embedding lookup on an integer model "
-                               "input); tinyc compiles GATHER with constant indices only")
+    if not idx.is_const and idx.dtype != "int32":
+        raise UnsupportedError(f"{lab} reads {idx.dtype} indices computed at run time; tinyc takes "
+                               "int32 ones (what Keras' Embedding gives): cast the indices to int32")
     plan = gather_plan(graph, op)
+    if not idx.is_const:
+        return   # checked at run time: an index off the axis is clamped (see the module's doc)
     values = np.asarray(idx.data).reshape(-1)
     bad = values[(values < 0) | (values >= plan["axis_size"])]
     if bad.size:
@@ -81,15 +85,18 @@ def check_gather(graph, op):
 def lower_gather(graph, op, ctx) -> Lowered:
     x, idx = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     plan = gather_plan(graph, op)
-    indices = np.asarray(idx.data).reshape(-1).astype(np.int32)
-    table = ctx.const("indices", indices, "int32_t",
-                      f"indices into axis {plan['axis']} ({plan['axis_size']}), [batches {plan['batches']}][coords "
-                      f"{plan['coords']}]")
+    if idx.is_const:
+        indices = ctx.const("indices", np.asarray(idx.data).reshape(-1).astype(np.int32), "int32_t",
+                            f"indices into axis {plan['axis']} ({plan['axis_size']}), [batches {plan['batches']}]"
+                            f"[coords {plan['coords']}]")
+    else:
+        indices = ctx.ptr(op.inputs[1])
     dims = {k: plan[k] for k in ("batches", "outer", "coords", "axis_size", "inner_bytes")}
-    params = ctx.params("tinyc_gather_params_s8", {"dims": dims, "indices": table})
+    params = ctx.params("tinyc_gather_params_s8", {"dims": dims})
     src, dst = ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])
     if x.dtype != "int8":
         src, dst = f"(const int8_t *){src}", f"(int8_t *){dst}"
     notes = [f"axis {plan['axis']}, batch_dims {plan['batch_dims']}: "
-             f"{plan['batches'] * plan['outer'] * plan['coords']} runs of {plan['inner_bytes']} bytes"]
-    return Lowered(call=f"tinyc_gather_s8({params}, {src}, {dst});", macs=0, notes=notes)
+             f"{plan['batches'] * plan['outer'] * plan['coords']} runs of {plan['inner_bytes']} bytes"
+             + ("" if idx.is_const else f"; indices computed at run time, clamped to [0, {plan['axis_size']})")]
+    return Lowered(call=f"tinyc_gather_s8({params}, {src}, {indices}, {dst});", macs=0, notes=notes)
