@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -111,12 +112,31 @@ def c_error(outdir: Path, x, y) -> float:
     return error_rate(np.argmax(out, axis=1), y)
 
 
+STREAMS = (("value_code", "values (Huffman codes)"), ("gap_code", "gaps (Huffman codes)"),
+           ("values", "values (int8)"), ("counts", "code tables"), ("symbols", "code tables"),
+           ("bias16", "biases (int16)"), ("bias", "biases (int32)"), ("filter", "raw int8 weights"))
+
+
+def byte_streams(outdir: Path) -> dict[str, dict[str, int]]:
+    """Bytes of the C arrays in weights.c, per layer and per stream (what each array holds)."""
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4}
+    out: dict[str, dict[str, int]] = {}
+    for ctype, name, n in re.findall(r"^const (\w+) (\w+)\[(\d+)\]", (outdir / "weights.c").read_text(), re.M):
+        m = re.match(r"tinyc_l(\d+)_\w+?_(filter_value_code|filter_gap_code|filter_values|filter_value_counts|"
+                     r"filter_gap_counts|filter_value_symbols|filter_gap_symbols|bias16|bias|filter|\w+)$", name)
+        layer, role = (f"l{m.group(1)}", m.group(2)) if m else ("model", name)
+        stream = next((what for key, what in STREAMS if role.endswith(key)), "requantisation and other")
+        row = out.setdefault(layer, {})
+        row[stream] = row.get(stream, 0) + sizes[ctype] * int(n)
+    return out
+
+
 def quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
 def run_lenet(name, make, prune: PruneOptions, clusters: int, xtr, ytr, xte, yte, work: Path, epochs: int,
-              ft_epochs: int, per_tensor: bool, netduino: int):
+              ft_epochs: int, per_tensor: bool, netduino: int, weights: str):
     """Train the float LeNet, then `tinyc convert --train --prune ... --cluster K` (what the CLI
     runs): prune with fine-tuning -> share K values with centroid fine-tuning -> int8 ->
     Huffman-coded weights the kernels decode in place."""
@@ -137,7 +157,7 @@ def run_lenet(name, make, prune: PruneOptions, clusters: int, xtr, ytr, xte, yte
 
     out = work / f"{name}_compressed"
     opts = ConvertOptions(train=work / "train.npz", per_tensor=per_tensor,
-                          compress=CompressOptions(prune, cluster=ClusterOptions(clusters=clusters)),
+                          compress=CompressOptions(prune, weights, cluster=ClusterOptions(clusters=clusters)),
                           training=TrainOptions(epochs=ft_epochs, batch_size=32, learning_rate=5e-4))
 
     def show(stage, done, total, note=""):
@@ -163,6 +183,8 @@ def run_lenet(name, make, prune: PruneOptions, clusters: int, xtr, ytr, xte, yte
         "err_float": err_float, "err_comp": err_comp, "sparsity": comp["sparsity"], "stages": comp["stages"],
         "layers": comp["layers"], "manifest_layers": manifest.to_dict()["layers"],
         "ins_raw": ins_r, "ins_comp": ins_c, "netduinoplus2_bit_exact": exact_board,
+        "streams": byte_streams(out), "weights": weights, "allocation": prune.allocation,
+        "epochs": epochs, "ft_epochs": ft_epochs,
     }
 
 
@@ -246,6 +268,9 @@ def main():
     ap.add_argument("--models", default="LeNet-300-100,LeNet-5", help="comma-separated subset of the LeNets")
     ap.add_argument("--prune-300", type=float, default=0.92, help="global sparsity (--prune), LeNet-300-100")
     ap.add_argument("--clusters", type=int, default=16, help="shared values per layer (--cluster K)")
+    ap.add_argument("--allocation", default="bits", choices=["magnitude", "bits"],
+                    help="--prune-allocation of LeNet-300-100's global target")
+    ap.add_argument("--weights", default="huffman", help="--weights (huffman: every layer Huffman-coded)")
     ap.add_argument("--low-rank", type=float, nargs="*", default=[0.25, 0.24],
                     help="rank fractions of LeNet-300-100's fc1 to measure (none: skip)")
     ap.add_argument("--netduino", type=int, default=10, help="random inputs validated on netduinoplus2 (0: skip)")
@@ -275,13 +300,14 @@ def main():
     try:
         wanted = args.models.split(",")
         if "LeNet-300-100" in wanted:
-            results.append(run_lenet("LeNet-300-100", lenet_300_100, PruneOptions(sparsity=args.prune_300),
+            prune = PruneOptions(sparsity=args.prune_300, exclude_first_last=False, allocation=args.allocation)
+            results.append(run_lenet("LeNet-300-100", lenet_300_100, prune,
                                      args.clusters, xtr, ytr, xte, yte, work, epochs, ft, not args.per_channel,
-                                     args.netduino))
+                                     args.netduino, args.weights))
         if "LeNet-5" in wanted:
             results.append(run_lenet("LeNet-5", lenet_5, PruneOptions(per_layer=targets(args.targets_5)),
                                      args.clusters, xtr, ytr, xte, yte, work, epochs, ft, not args.per_channel,
-                                     args.netduino))
+                                     args.netduino, args.weights))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -321,6 +347,14 @@ def main():
             out(f"  {short[:10]:10s} {l['params']:>8,} {l['nonzeros']:>8,} {l['distinct_values']:>6} {l['encoding']:15s} {l['bytes']:>7,} "
                   f"{l['value_bits_per_nonzero']:>6.2f} {l['index_bits_per_nonzero']:>6.2f} {ir:>10,} {ic:>10,} "
                   f"{(ic / ir if ir else 0):>8.2f}")
+        kinds = sorted({k for row in r["streams"].values() for k in row})
+        out(f"  where the {r['compressed_bytes']:,} bytes go (arrays of weights.c):")
+        out("| layer | " + " | ".join(kinds) + " | total |")
+        out("|---|" + "---:|" * (len(kinds) + 1))
+        for layer, row in r["streams"].items():
+            out(f"| {layer} | " + " | ".join(f"{row.get(k, 0):,}" for k in kinds) + f" | {sum(row.values()):,} |")
+        out("| all | " + " | ".join(f"{sum(row.get(k, 0) for row in r['streams'].values()):,}" for k in kinds)
+            + f" | {sum(sum(row.values()) for row in r['streams'].values()):,} |")
         tr, tc = sum(r["ins_raw"]), sum(r["ins_comp"])
         out(f"  instructions per inference: raw {tr:,}, compressed {tc:,} (speedup rate s/s* {tr / tc:.2f}x)")
     if args.low_rank:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tinyc.errors import TinycError
@@ -87,7 +87,8 @@ def compress_keras(path, c: KerasCompression, progress: Progress | None = None) 
             entry["fine_tune"] = fine_tune(model, x, y, c.training, [], teacher, c.distill, progress, "low-rank")
         stages.append(entry)
     if x is not None and (c.prune.sparsity or c.prune.per_layer):
-        model, rows = prune_keras(model, x, y, c.prune, c.training, progress, teacher, c.distill)
+        prune = replace(c.prune, value_bits=c.cluster.value_bits(c.prune.value_bits))
+        model, rows = prune_keras(model, x, y, prune, c.training, progress, teacher, c.distill)
         stages.append({"stage": "prune", "layers": rows})
         sections["keras_pruning"] = rows
     kept = []
