@@ -82,6 +82,25 @@ def test_qat_recovers_what_per_tensor_ptq_loses(skewed):
     assert [s["stage"] for s in qat.manifest.section("keras_compression")["stages"]] == ["qat"]
 
 
+def test_equalisation_keeps_the_function_and_evens_the_ranges():
+    import keras
+
+    from tinyc.quantize.equalize import equalise
+    from tinyc.quantize.qat import _all_layers, _consumers
+
+    keras.utils.set_random_seed(1)
+    m = ds_cnn()
+    spread_channel_ranges(m, SPREAD, 1)
+    x = np.random.default_rng(1).uniform(0, 1, (16, 8, 8, 1)).astype(np.float32)
+    before = m.predict(x, verbose=0)
+    layers = _all_layers(m)
+    rows = equalise(layers, _consumers(layers))
+    # the two depthwise -> pointwise pairs (the first conv feeds a depthwise, the last a pooling)
+    assert [type(m.get_layer(r["second"])).__name__ for r in rows] == ["Conv2D", "Conv2D"]
+    assert all(r["range_spread_before"] > 8 and r["range_spread_after"] < 2 for r in rows)
+    np.testing.assert_allclose(m.predict(x, verbose=0), before, rtol=1e-4, atol=1e-5)
+
+
 def test_qat_and_distill_need_training_data(skewed):
     d, _ = skewed
     for opts, what in ((ConvertOptions(calib=d / "train.npz", qat=True), "--qat"),):

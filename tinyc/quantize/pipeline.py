@@ -97,9 +97,9 @@ def compress_keras(path, c: KerasCompression, progress: Progress | None = None) 
         stages.append({"stage": "cluster", "layers": rows})
         kept = [shared]
     if c.qat:
-        metrics = qat_keras(model, x, y, c.training, c.per_tensor, progress, teacher, c.distill,
-                            extra=[KeepZeros(keras_layers(model)), *kept])
-        stages.append({"stage": "qat", "per_tensor": c.per_tensor, "fine_tune": metrics})
+        result = qat_keras(model, x, y, c.training, c.per_tensor, progress, teacher, c.distill,
+                           extra=[KeepZeros(keras_layers(model)), *kept])
+        stages.append({"stage": "qat", "per_tensor": c.per_tensor, **result})
     sections["keras_compression"] = {
         "float_params": float_params, "params_after": int(model.count_params()), "stages": stages,
         "distill": None if c.distill is None else {"temperature": c.distill.temperature, "alpha": c.distill.alpha}}
