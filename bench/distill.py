@@ -69,11 +69,11 @@ def run(seed: int, n_train: int, sparsity: float, epochs: int, distill: DistillO
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--train-samples", type=int, default=300)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--train-samples", type=int, default=1400, help="of the 1,797 digits (the rest from 1,400 is the test split)")
     ap.add_argument("--sparsity", type=float, default=0.95)
     ap.add_argument("--epochs", type=int, default=30, help="pruning + fine-tuning epochs")
-    ap.add_argument("--float-epochs", type=int, default=60)
+    ap.add_argument("--float-epochs", type=int, default=40)
     ap.add_argument("--temperature", type=float, default=DistillOptions.temperature)
     ap.add_argument("--alpha", type=float, default=DistillOptions.alpha)
     ap.add_argument("--no-mixup", action="store_true", help="soft targets on the training samples only")

@@ -91,8 +91,8 @@ class DistillOptions:
     training samples, which the teacher labels in the same step ("function matching", Beyer et
     al. 2022): on the training samples alone a teacher that fits them says little more than
     their labels, between them it shows the student its whole function."""
-    temperature: float = 4.0
-    alpha: float = 0.3         # weight of the hard-label cross-entropy; 1 - alpha on the soft targets
+    temperature: float = 1.0   # function matching wants the teacher's probabilities as they are
+    alpha: float = 0.5         # weight of the hard-label cross-entropy; 1 - alpha on the soft targets
     mixup: bool = True
 
 
