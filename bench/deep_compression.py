@@ -381,7 +381,7 @@ def main():
             for rank, fs in runs:
                 lr = low_rank_row(xtr, ytr, xte, yte, work, epochs, ft, rank, fs)
                 la = lr["layer"]
-                kept = lr["factor_nonzeros"] or la["params_after"]
+                kept = lr["factor_nonzeros"] if fs else la["params_after"]   # pruned: nonzeros stored
                 what = f" + factors pruned {fs:.0%}" if fs else ""
                 out(f"| {rank:g} (rank {la['ranks'][0]} of {la['full_rank']}){what} | {la['params_before']:,} -> "
                     f"{kept:,} | {la['macs_before']:,} -> {kept:,} | "

@@ -187,6 +187,11 @@ def test_keras_gradual_pruning_exact_and_masks_fixed(tmp_path):
     n = sum(k.size for k in kernels)
     assert sum(int((k == 0).sum()) for k in kernels) == round(0.8 * n)
     assert len(log) == 3 and log[-1][:3] == ("pruning", 3, 3) and "sparsity" in log[-1][3]
+    # the bits allocation (the same ramp, masks by magnitude per stored bit): exact too
+    pm, _ = prune_keras(keras.models.clone_model(model), x, y,
+                        PruneOptions(sparsity=0.8, exclude_first_last=False, allocation="bits", value_bits=4.0),
+                        TrainOptions(epochs=2, batch_size=32))
+    assert sum(int((l.kernel.numpy() == 0).sum()) for l in pm.layers) == round(0.8 * n)
     # bad training data: one clear line
     p = tmp_path / "bad.npz"
     np.savez(p, x=np.zeros((10, 13), np.float32), y=np.zeros(10, np.int64))
