@@ -102,7 +102,8 @@ def compress_keras(path, c: KerasCompression, progress: Progress | None = None) 
         stages.append({"stage": "qat", "per_tensor": c.per_tensor, **result})
     sections["keras_compression"] = {
         "float_params": float_params, "params_after": int(model.count_params()), "stages": stages,
-        "distill": None if c.distill is None else {"temperature": c.distill.temperature, "alpha": c.distill.alpha}}
+        "distill": None if c.distill is None else {"temperature": c.distill.temperature, "alpha": c.distill.alpha,
+                                                    "mixup": c.distill.mixup}}
     tmp = Path(tempfile.mkdtemp(prefix="tinyc-keras-"))
     try:
         out = tmp / (Path(path).stem + "_compressed.keras")
