@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup apt venv test test-models test-corpus test-corpus-mps2 demo bench bench-arena bench-compression bench-speed bench-speed-vector clean
+.PHONY: setup apt venv test test-models test-corpus test-corpus-mps2 demo bench bench-arena bench-compression bench-distill bench-speed bench-speed-vector clean
 
 setup: apt $(STAMP)
 
@@ -52,6 +52,10 @@ bench-arena: setup
 
 bench-compression: setup
 	$(PY) bench/deep_compression.py
+
+# --distill against plain fine-tuning, pruned small CNN on digits, mean over seeds (~15 min)
+bench-distill: setup
+	$(PY) bench/distill.py --json bench/results/distill.json
 
 # instructions per inference on the emulated Cortex-M boards vs TFLM + CMSIS-NN, host latency vs
 # LiteRT: bench/results/speed.md and .json (~30 min on 2 cores; not part of `make test`)

@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -111,12 +112,31 @@ def c_error(outdir: Path, x, y) -> float:
     return error_rate(np.argmax(out, axis=1), y)
 
 
+STREAMS = (("value_code", "values (Huffman codes)"), ("gap_code", "gaps (Huffman codes)"),
+           ("values", "values (int8)"), ("counts", "code tables"), ("symbols", "code tables"),
+           ("bias16", "biases (int16)"), ("bias", "biases (int32)"), ("filter", "raw int8 weights"))
+
+
+def byte_streams(outdir: Path) -> dict[str, dict[str, int]]:
+    """Bytes of the C arrays in weights.c, per layer and per stream (what each array holds)."""
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4}
+    out: dict[str, dict[str, int]] = {}
+    for ctype, name, n in re.findall(r"^const (\w+) (\w+)\[(\d+)\]", (outdir / "weights.c").read_text(), re.M):
+        m = re.match(r"tinyc_l(\d+)_\w+?_(filter_value_code|filter_gap_code|filter_values|filter_value_counts|"
+                     r"filter_gap_counts|filter_value_symbols|filter_gap_symbols|bias16|bias|filter|\w+)$", name)
+        layer, role = (f"l{m.group(1)}", m.group(2)) if m else ("model", name)
+        stream = next((what for key, what in STREAMS if role.endswith(key)), "requantisation and other")
+        row = out.setdefault(layer, {})
+        row[stream] = row.get(stream, 0) + sizes[ctype] * int(n)
+    return out
+
+
 def quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
 def run_lenet(name, make, prune: PruneOptions, clusters: int, xtr, ytr, xte, yte, work: Path, epochs: int,
-              ft_epochs: int, per_tensor: bool, netduino: int):
+              ft_epochs: int, per_tensor: bool, netduino: int, weights: str):
     """Train the float LeNet, then `tinyc convert --train --prune ... --cluster K` (what the CLI
     runs): prune with fine-tuning -> share K values with centroid fine-tuning -> int8 ->
     Huffman-coded weights the kernels decode in place."""
@@ -137,7 +157,7 @@ def run_lenet(name, make, prune: PruneOptions, clusters: int, xtr, ytr, xte, yte
 
     out = work / f"{name}_compressed"
     opts = ConvertOptions(train=work / "train.npz", per_tensor=per_tensor,
-                          compress=CompressOptions(prune, cluster=ClusterOptions(clusters=clusters)),
+                          compress=CompressOptions(prune, weights, cluster=ClusterOptions(clusters=clusters)),
                           training=TrainOptions(epochs=ft_epochs, batch_size=32, learning_rate=5e-4))
 
     def show(stage, done, total, note=""):
@@ -163,12 +183,17 @@ def run_lenet(name, make, prune: PruneOptions, clusters: int, xtr, ytr, xte, yte
         "err_float": err_float, "err_comp": err_comp, "sparsity": comp["sparsity"], "stages": comp["stages"],
         "layers": comp["layers"], "manifest_layers": manifest.to_dict()["layers"],
         "ins_raw": ins_r, "ins_comp": ins_c, "netduinoplus2_bit_exact": exact_board,
+        "streams": byte_streams(out), "weights": weights, "allocation": prune.allocation,
+        "epochs": epochs, "ft_epochs": ft_epochs,
     }
 
 
-def low_rank_row(xtr, ytr, xte, yte, work: Path, epochs: int, ft_epochs: int, rank: float) -> dict:
+def low_rank_row(xtr, ytr, xte, yte, work: Path, epochs: int, ft_epochs: int, rank: float,
+                 factor_sparsity: float = 0.0) -> dict:
     """LeNet-300-100 with its first layer factorised by truncated SVD (`--low-rank-layer
-    fc1=R --train`), fine-tuned, quantized; C checked bit-exact on the host."""
+    fc1=R --train`), optionally its two factors pruned too (`--prune-layer fc1_lr_u=S
+    --prune-layer fc1_lr_v=S`, sparse weights), fine-tuned, quantized; C checked bit-exact on
+    the host."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -181,14 +206,20 @@ def low_rank_row(xtr, ytr, xte, yte, work: Path, epochs: int, ft_epochs: int, ra
     model.save(path)
     np.savez(work / "train.npz", x=xtr, y=ytr)
     out = work / "lenet300_lowrank"
+    prune = PruneOptions(per_layer={"fc1_lr_u": factor_sparsity, "fc1_lr_v": factor_sparsity}
+                         if factor_sparsity else {})
     opts = ConvertOptions(train=work / "train.npz", low_rank=LowRankOptions(per_layer={"fc1": RankSpec("rank", rank)}),
+                          compress=CompressOptions(prune, "sparse" if factor_sparsity else None),
                           training=TrainOptions(epochs=ft_epochs, batch_size=32, learning_rate=5e-4))
     with quiet():
         manifest = convert(path, out, opts).manifest
         summary, _, _ = validate_outdir(out, "host", None, None, 50, 0, None, None)
     row = manifest.section("keras_compression")["stages"][0]["layers"][0]
+    factors = [l for l in (manifest.section("compression") or {}).get("layers", []) if "fc1_lr" in l["name"]]
     return {"rank": rank, "layer": row, "err_float": err_float, "err_c": c_error(out, xte, yte),
-            "bit_exact": f"{summary.bit_exact}/{summary.samples}"}
+            "bit_exact": f"{summary.bit_exact}/{summary.samples}", "factor_sparsity": factor_sparsity,
+            "factor_nonzeros": sum(l["nonzeros"] for l in factors) or None,
+            "factor_bytes": sum(l["bytes"] for l in factors) or None}
 
 
 def mlperf_rows(n_samples: int) -> list[dict]:
@@ -246,8 +277,13 @@ def main():
     ap.add_argument("--models", default="LeNet-300-100,LeNet-5", help="comma-separated subset of the LeNets")
     ap.add_argument("--prune-300", type=float, default=0.92, help="global sparsity (--prune), LeNet-300-100")
     ap.add_argument("--clusters", type=int, default=16, help="shared values per layer (--cluster K)")
+    ap.add_argument("--allocation", default="bits", choices=["magnitude", "bits"],
+                    help="--prune-allocation of LeNet-300-100's global target")
+    ap.add_argument("--weights", default="huffman", help="--weights (huffman: every layer Huffman-coded)")
     ap.add_argument("--low-rank", type=float, nargs="*", default=[0.25, 0.24],
                     help="rank fractions of LeNet-300-100's fc1 to measure (none: skip)")
+    ap.add_argument("--low-rank-prune", type=float, default=0.5,
+                    help="also run the first --low-rank rank with both factors pruned to this sparsity (0: skip)")
     ap.add_argument("--netduino", type=int, default=10, help="random inputs validated on netduinoplus2 (0: skip)")
     ap.add_argument("--targets-5", default="conv1=0.40,conv2=0.90,fc1=0.975,fc2=0.80", help="per-layer sparsity, LeNet-5")
     ap.add_argument("--epochs", type=int, default=None, help="float training epochs")
@@ -275,13 +311,14 @@ def main():
     try:
         wanted = args.models.split(",")
         if "LeNet-300-100" in wanted:
-            results.append(run_lenet("LeNet-300-100", lenet_300_100, PruneOptions(sparsity=args.prune_300),
+            prune = PruneOptions(sparsity=args.prune_300, exclude_first_last=False, allocation=args.allocation)
+            results.append(run_lenet("LeNet-300-100", lenet_300_100, prune,
                                      args.clusters, xtr, ytr, xte, yte, work, epochs, ft, not args.per_channel,
-                                     args.netduino))
+                                     args.netduino, args.weights))
         if "LeNet-5" in wanted:
             results.append(run_lenet("LeNet-5", lenet_5, PruneOptions(per_layer=targets(args.targets_5)),
                                      args.clusters, xtr, ytr, xte, yte, work, epochs, ft, not args.per_channel,
-                                     args.netduino))
+                                     args.netduino, args.weights))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -321,6 +358,14 @@ def main():
             out(f"  {short[:10]:10s} {l['params']:>8,} {l['nonzeros']:>8,} {l['distinct_values']:>6} {l['encoding']:15s} {l['bytes']:>7,} "
                   f"{l['value_bits_per_nonzero']:>6.2f} {l['index_bits_per_nonzero']:>6.2f} {ir:>10,} {ic:>10,} "
                   f"{(ic / ir if ir else 0):>8.2f}")
+        kinds = sorted({k for row in r["streams"].values() for k in row})
+        out(f"  where the {r['compressed_bytes']:,} bytes go (arrays of weights.c):")
+        out("| layer | " + " | ".join(kinds) + " | total |")
+        out("|---|" + "---:|" * (len(kinds) + 1))
+        for layer, row in r["streams"].items():
+            out(f"| {layer} | " + " | ".join(f"{row.get(k, 0):,}" for k in kinds) + f" | {sum(row.values()):,} |")
+        out("| all | " + " | ".join(f"{sum(row.get(k, 0) for row in r['streams'].values()):,}" for k in kinds)
+            + f" | {sum(sum(row.values()) for row in r['streams'].values()):,} |")
         tr, tc = sum(r["ins_raw"]), sum(r["ins_comp"])
         out(f"  instructions per inference: raw {tr:,}, compressed {tc:,} (speedup rate s/s* {tr / tc:.2f}x)")
     if args.low_rank:
@@ -329,15 +374,22 @@ def main():
             out()
             out("Low-rank: LeNet-300-100's fc1 (784 x 300) by truncated SVD, fine-tuned "
                 f"{ft} epochs (`--low-rank-layer fc1=R --train`), C on the host:")
-            out("| rank kept | fc1 params | fc1 MACs | reduction | error float | error C | C bit-exact |")
+            out("| rank kept | fc1 params (nonzero) | fc1 MACs | reduction | error float | error C | C bit-exact |")
             out("|---|---:|---:|---:|---:|---:|---:|")
-            for rank in args.low_rank:
-                lr = low_rank_row(xtr, ytr, xte, yte, work, epochs, ft, rank)
+            runs = [(r, 0.0) for r in args.low_rank] + [(r, args.low_rank_prune) for r in args.low_rank[:1]
+                                                         if args.low_rank_prune]
+            for rank, fs in runs:
+                lr = low_rank_row(xtr, ytr, xte, yte, work, epochs, ft, rank, fs)
                 la = lr["layer"]
-                out(f"| {rank:g} (rank {la['ranks'][0]} of {la['full_rank']}) | {la['params_before']:,} -> "
-                    f"{la['params_after']:,} | {la['macs_before']:,} -> {la['macs_after']:,} | "
-                    f"{la['params_before'] / la['params_after']:.2f}x | {lr['err_float']:.2f}% | {lr['err_c']:.2f}% | "
+                kept = lr["factor_nonzeros"] if fs else la["params_after"]   # pruned: nonzeros stored
+                what = f" + factors pruned {fs:.0%}" if fs else ""
+                out(f"| {rank:g} (rank {la['ranks'][0]} of {la['full_rank']}){what} | {la['params_before']:,} -> "
+                    f"{kept:,} | {la['macs_before']:,} -> {kept:,} | "
+                    f"{la['params_before'] / kept:.2f}x | {lr['err_float']:.2f}% | {lr['err_c']:.2f}% | "
                     f"{lr['bit_exact']} |")
+            out("A rank-r factorisation of the 784 x 300 layer keeps r (784 + 300) weights: 3x needs "
+                "r <= 235,200 / (3 x 1,084) = 72.3, so rank 75 (25%) gives 2.89x and rank 72 (24%) 3.01x; "
+                "pruning the factors (sparse kernel: pruned weights are neither stored nor multiplied) goes further.")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     mlp = []

@@ -219,3 +219,33 @@ def test_adversarial_weights_in_c(models, tmp_path, pattern):
     for kind in KINDS:
         m = run_compressed(src, tmp_path / kind, CompressOptions(PruneOptions(), f"kind:{kind}"), n=20)
         assert m["compression"]["layers"][1]["encoding"] == kind
+
+
+
+def test_bias_in_int16_where_it_fits(tmp_path):
+    """An encoded layer stores its int32 bias in int16 when every value fits (same sums, half
+    the bytes), in int32 otherwise; bit-exact either way, in every encoded kernel."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    m = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Conv2D(8, 3, activation="relu"),
+                          keras.layers.DepthwiseConv2D(3, activation="relu"), keras.layers.Flatten(),
+                          keras.layers.Dense(12, activation="relu"), keras.layers.Dense(5)])
+    for layer in m.layers[:2] + m.layers[3:]:        # every layer but Flatten
+        w = layer.get_weights()
+        w[1] = rng.uniform(-0.3, 0.3, w[1].shape).astype(np.float32)
+        if layer.name.startswith("dense") and w[1].size == 12:
+            w[1][4] = 40.0                           # beyond int16 at the bias scale: int32 kept
+        layer.set_weights(w)
+    src = tmp_path / "bias.tflite"
+    src.write_bytes(convert_keras_int8(m, rng.normal(size=(64, 6, 6, 3)).astype(np.float32)))
+    g = load_tflite(src)
+    wide = [g.ops[l.op_index] for l in weight_layers(g)
+            if np.abs(g.tensors[g.ops[l.op_index].inputs[2]].data).max() > 32767]
+    assert len(wide) == 1
+    for kind in KINDS:
+        out = run_compressed(src, tmp_path / kind, CompressOptions(PruneOptions(), f"kind:{kind}"), n=20)
+        text = (out["outdir"] / "weights.c").read_text()
+        assert len(re.findall(r"^const int16_t \w+_bias16\[", text, re.M)) == 3
+        assert re.findall(r"^const int32_t \w+_bias\[(\d+)\]", text, re.M) == ["12"]

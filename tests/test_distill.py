@@ -1,6 +1,7 @@
 """Knowledge distillation (--distill): Hinton's loss in the shared fine-tuning loop; with
 alpha = 1 it is exactly the hard-label fine-tuning; models without class scores are refused
-with one line."""
+with one line. Whether it helps a pruned model is measured over seeds by bench/distill.py
+(make bench-distill): training long enough to tell is not a unit test."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from click.testing import CliRunner
 from tinyc.cli import main
 from tinyc.errors import TinycError
 from tinyc.passes.prune import PruneOptions
-from tinyc.quantize.finetune import DistillOptions, TrainOptions, check_distillable, output_kind, prune_keras
+from tinyc.quantize.finetune import (DistillOptions, TrainOptions, check_distillable, distillation_loss, output_kind,
+                                     prune_keras)
 
 
 def _data():
@@ -44,6 +46,24 @@ def test_alpha_one_is_plain_fine_tuning_and_soft_targets_change_it():
     soft = _prune(_model(), x, y, teacher, alpha=0.0)
     assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(plain, hard_only))
     assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(plain, soft))
+
+
+def test_loss_is_hintons():
+    """alpha * CE + (1 - alpha) * T^2 * KL(softmax(t / T) || softmax(s / T)), computed by hand."""
+    rng = np.random.default_rng(1)
+    t, s = rng.normal(0, 3, (6, 5)), rng.normal(0, 3, (6, 5))
+    for temp, alpha in ((1.0, 0.5), (4.0, 0.3), (2.0, 0.0)):
+        def softmax(z):
+            e = np.exp(z - z.max(-1, keepdims=True))
+            return e / e.sum(-1, keepdims=True)
+        p, q = softmax(t / temp), softmax(s / temp)
+        kl = np.mean(np.sum(p * np.log(p / q), -1))
+        got = float(distillation_loss(np.float32(0.7), t.astype(np.float32), s.astype(np.float32),
+                                      DistillOptions(temp, alpha)))
+        assert got == pytest.approx(alpha * 0.7 + (1 - alpha) * temp ** 2 * kl, rel=1e-4)
+    # a student that matches the teacher pays only the hard-label term
+    assert float(distillation_loss(np.float32(0.7), t.astype(np.float32), t.astype(np.float32),
+                                   DistillOptions(4.0, 0.3))) == pytest.approx(0.3 * 0.7, abs=1e-5)
 
 
 def test_softmax_and_logit_outputs_are_distillable_others_refused():

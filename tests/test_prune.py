@@ -15,7 +15,8 @@ from tinyc.cli import main
 from tinyc.passes.compress import CompressOptions
 from tinyc.errors import TinycError
 from tinyc.frontend.tflite import load_tflite
-from tinyc.passes.prune import PruneOptions, prune_channels, prune_int8, weight_layers
+from tinyc.passes.prune import (PruneOptions, nonzero_bits, prune_channels, prune_int8, weight_layers,
+                                zero_cheapest, zero_smallest)
 from tinyc.quantize.finetune import TrainOptions, load_training_data, prune_keras
 
 
@@ -64,6 +65,42 @@ def test_global_sparsity_is_exact_and_excludes_first_last(conv_model):
     assert pruned.max() <= kept.min()
     assert np.array_equal(g.tensors[layers[1].weight].data[pg.tensors[layers[1].weight].data != 0],
                           pg.tensors[layers[1].weight].data[pg.tensors[layers[1].weight].data != 0])
+
+
+def _stored_bits(masks, value_bits):
+    nz = np.array([int(m.sum()) for m in masks])
+    size = np.array([m.size for m in masks])
+    return float((nz * nonzero_bits(nz / size, value_bits)).sum())
+
+
+def test_bits_allocation_is_exact_and_stores_fewer_bits():
+    # a big layer of small weights and a small one of larger weights (an FC stack's first
+    # and second layers): per stored bit, nonzeros move to the denser small layer
+    rng = np.random.default_rng(3)
+    mags = [np.abs(rng.normal(0, 0.03, (300, 784))), np.abs(rng.normal(0, 0.06, (100, 300)))]
+    k = round(0.92 * sum(m.size for m in mags))
+    plain, rated = zero_smallest(mags, k), zero_cheapest(mags, k, value_bits=4.0)
+    assert sum(int((~m).sum()) for m in rated) == k
+    dens = [[m.mean() for m in masks] for masks in (plain, rated)]
+    assert dens[1][1] > dens[0][1] and dens[1][0] < dens[0][0]
+    assert _stored_bits(rated, 4.0) < 0.95 * _stored_bits(plain, 4.0)
+    # within a layer the order is still by magnitude
+    for m, keep in zip(mags, rated):
+        assert m[~keep].max() <= m[keep].min()
+
+
+def test_bits_allocation_on_int8_graph_and_cli(conv_model, tmp_path):
+    g = load_tflite(conv_model)
+    layers = weight_layers(g)
+    pg, _ = prune_int8(g, PruneOptions(sparsity=0.8, exclude_first_last=False, allocation="bits"))
+    n = sum(g.tensors[l.weight].size for l in layers)
+    assert sum(int((pg.tensors[l.weight].data == 0).sum()) for l in layers) == round(0.8 * n)
+    r = CliRunner().invoke(main, ["convert", str(conv_model), "-o", str(tmp_path / "o"), "--prune", "0.8",
+                                  "--prune-allocation", "bits", "--weights", "huffman"])
+    assert r.exit_code == 0, r.output
+    c = json.loads((tmp_path / "o" / "tinyc.json").read_text())["compression"]
+    pooled = c["layers"][1:-1]
+    assert sum(l["params"] - l["nonzeros"] for l in pooled) == round(0.8 * sum(l["params"] for l in pooled))
 
 
 @pytest.mark.parametrize("s", [0.1, 0.5, 0.93])
@@ -150,6 +187,11 @@ def test_keras_gradual_pruning_exact_and_masks_fixed(tmp_path):
     n = sum(k.size for k in kernels)
     assert sum(int((k == 0).sum()) for k in kernels) == round(0.8 * n)
     assert len(log) == 3 and log[-1][:3] == ("pruning", 3, 3) and "sparsity" in log[-1][3]
+    # the bits allocation (the same ramp, masks by magnitude per stored bit): exact too
+    pm, _ = prune_keras(keras.models.clone_model(model), x, y,
+                        PruneOptions(sparsity=0.8, exclude_first_last=False, allocation="bits", value_bits=4.0),
+                        TrainOptions(epochs=2, batch_size=32))
+    assert sum(int((l.kernel.numpy() == 0).sum()) for l in pm.layers) == round(0.8 * n)
     # bad training data: one clear line
     p = tmp_path / "bad.npz"
     np.savez(p, x=np.zeros((10, 13), np.float32), y=np.zeros(10, np.int64))

@@ -152,7 +152,8 @@ typedef struct {
     tinyc_conv_op_params op;
     tinyc_per_channel_quant_params quant;
     tinyc_encoded_weights filter;
-    const int32_t *bias;
+    const int32_t *bias;                     /* [output channels], or NULL */
+    const int16_t *bias16;                   /* or the same values stored in int16 (they fit), or NULL */
     int32_t lut_bytes;
 } tinyc_conv_2d_encoded_params_s8;
 
@@ -161,7 +162,8 @@ typedef struct {
     tinyc_conv_op_params op;
     tinyc_per_channel_quant_params quant;
     tinyc_encoded_weights filter;
-    const int32_t *bias;
+    const int32_t *bias;                     /* [output channels], or NULL */
+    const int16_t *bias16;                   /* or the same values stored in int16 (they fit), or NULL */
     int32_t lut_bytes;
 } tinyc_depthwise_conv_2d_encoded_params_s8;
 
@@ -200,7 +202,8 @@ typedef struct {
     tinyc_fc_op_params op;
     tinyc_fc_quant_params quant;
     tinyc_encoded_weights filter;
-    const int32_t *bias;
+    const int32_t *bias;                     /* [output channels], or NULL */
+    const int16_t *bias16;                   /* or the same values stored in int16 (they fit), or NULL */
     int32_t lut_bytes;                       /* scratch bytes of Huffman lookup tables */
 } tinyc_fully_connected_encoded_params_s8;
 

@@ -56,6 +56,7 @@ _BAUD = click.option("--baud", type=click.IntRange(min=1), default=None,
 @click.option("--prune-layer", "prune_layer", multiple=True, metavar="NAME=S", help="Prune layer NAME to sparsity S (repeatable; overrides --prune for it).")
 @click.option("--prune-channels", type=float, default=None, help="Remove this fraction of output channels/neurons per layer (smallest L1), shrinking the model.")
 @click.option("--prune-exclude-first-last/--no-prune-exclude-first-last", default=True, show_default=True, help="Leave the first and last weight layers out of --prune when each holds under 10% of the weights.")
+@click.option("--prune-allocation", type=click.Choice(["magnitude", "bits"]), default="magnitude", show_default=True, help="How --prune spreads its zeros over the layers: smallest magnitude first, or smallest magnitude per bit the encoded weights take (denser layers store a nonzero in fewer bits).")
 @click.option("--train", "train", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Keras models: .npz with x, y to prune gradually while fine-tuning.")
 @click.option("--rewind", is_flag=True, help="With --train: rewind surviving weights to an early checkpoint once the masks are final.")
 @click.option("--cluster", "cluster", type=int, default=None, metavar="K", help="Weight sharing: k-means each layer's weights to K shared values (Huffman-coded: log2 K bits or less per weight).")
@@ -80,15 +81,15 @@ _BAUD = click.option("--baud", type=click.IntRange(min=1), default=None,
 @click.option("--precision-sqnr", type=float, default=20.0, show_default=True,
               help="With --precision auto: the per-layer SQNR (dB) below which a layer goes to 16x8.")
 def convert_cmd(model, outdir, board, optimize, calib, calib_random, per_tensor, io_type, io_in_arena, eval_data,
-                prune, prune_layer, prune_channels, prune_exclude_first_last, train, rewind, cluster, cluster_layer,
-                low_rank, low_rank_layer, qat, distill, temperature, alpha, epochs, weights_mode, numerics, precision,
+                prune, prune_layer, prune_channels, prune_exclude_first_last, prune_allocation, train, rewind, cluster,
+                cluster_layer, low_rank, low_rank_layer, qat, distill, temperature, alpha, epochs, weights_mode, numerics, precision,
                 precision_layer, precision_sqnr):
     """Compile MODEL (.tflite, .keras, .h5 or SavedModel) into C sources in OUTDIR."""
     popts = PruneOptions(
         sparsity=check_fraction(prune, "--prune") if prune is not None else None,
         per_layer=dict(parse_layer_option(t) for t in prune_layer),
         channels=check_fraction(prune_channels, "--prune-channels") if prune_channels is not None else None,
-        exclude_first_last=prune_exclude_first_last)
+        exclude_first_last=prune_exclude_first_last, allocation=prune_allocation)
     copts = ClusterOptions(clusters=check_clusters(cluster, "--cluster") if cluster is not None else None,
                            per_layer=dict(parse_cluster_layer(t) for t in cluster_layer))
     options = ConvertOptions(board=board, optimize=optimize, calib=calib, calib_random=calib_random,

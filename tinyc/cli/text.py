@@ -179,11 +179,14 @@ def method_lines(c: dict, keras: dict | None) -> list[str]:
                 else:
                     lines.append(f"low-rank {r['name']}: not factorised ({r.get('why')})")
         elif s["stage"] == "qat":
+            eq = s.get("equalised") or []
             lines.append(f"quantization-aware fine-tuning ({'per-tensor' if s.get('per_tensor') else 'per-channel'} "
-                         "weights, 8-bit activations)")
+                         "weights, 8-bit activations)"
+                         + (f"; channel ranges equalised in {len(eq)} layer pair(s)" if eq else ""))
     if (keras or {}).get("distill"):
         d = keras["distill"]
-        lines.append(f"distilled from the original float model: T {d['temperature']:g}, alpha {d['alpha']:g}")
+        lines.append(f"distilled from the original float model: T {d['temperature']:g}, alpha {d['alpha']:g}"
+                     + (", soft targets on mixed inputs too" if d.get("mixup") else ""))
     stages = c.get("stages") or []
     if stages:
         lines.append(f"{'stage':10s} {'bytes':>10s} {'a/a* (float32)':>15s} {'(a-a*)/a*':>10s} {'vs previous':>12s}  how")

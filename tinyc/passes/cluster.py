@@ -39,6 +39,11 @@ class ClusterOptions:
     def active(self) -> bool:
         return bool(self.clusters) or bool(self.per_layer)
 
+    def value_bits(self, default: float = 8.0) -> float:
+        """Bits of a stored value after sharing: log2 K (Huffman codes take about that)."""
+        ks = [k for k in (self.clusters, *self.per_layer.values()) if k]
+        return float(np.log2(max(ks))) if ks else default
+
     def for_layer(self, names: set[str]) -> int | None:
         """K for a layer known by any of `names` (per-layer setting first)."""
         for n in names:

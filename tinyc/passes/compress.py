@@ -12,7 +12,7 @@ tinyc/metrics/compression.py adds the bytes measured in the generated C. Pure: n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -114,7 +114,8 @@ def compress(graph: Graph, options: CompressOptions) -> tuple[Graph, dict, dict]
     if options.prune.channels or options.prune.channels_per_layer:
         g, report["channel_pruning"] = prune_channels(g, options.prune.channels, options.prune.channels_per_layer)
     if options.prune.sparsity or options.prune.per_layer:
-        g, report["pruning"] = prune_int8(g, options.prune)
+        prune = replace(options.prune, value_bits=options.cluster.value_bits(options.prune.value_bits))
+        g, report["pruning"] = prune_int8(g, prune)
     if options.cluster.active:
         report["pruned"] = layer_params(g)
         g, report["clustering"] = cluster_int8(g, options.cluster)

@@ -31,6 +31,8 @@ class PruneOptions:
     channels: float | None = None                         # --prune-channels R
     exclude_first_last: bool = True   # leave the first/last layer out of `sparsity` when it is small
     channels_per_layer: dict[str, float] = field(default_factory=dict)   # NAME -> R (overrides channels)
+    allocation: str = "magnitude"     # how --prune spreads its zeros over the pooled layers (ALLOCATIONS)
+    value_bits: float = 8.0           # "bits" allocation: bits of a stored value (log2 K when clustering)
 
     @property
     def active(self) -> bool:
@@ -42,6 +44,9 @@ class PruneOptions:
 # weights: on LeNet-300-100 the first layer is 88% of the model, and leaving it out would turn
 # a 92% request into 4x instead of ~30x.
 SMALL_LAYER_SHARE = 0.1
+
+
+ALLOCATIONS = ("magnitude", "bits")
 
 
 def excluded_by_default(sizes: list[int], options: PruneOptions) -> set[int]:
@@ -162,11 +167,64 @@ def zero_smallest(mags: list[np.ndarray], k: int) -> list[np.ndarray]:
     return out
 
 
-def _apply(g: Graph, pool: list[LayerInfo], s: float) -> None:
-    """Zero exactly round(s * n) of the pool's n weights, the smallest |real value| first."""
+def nonzero_bits(density: np.ndarray, value_bits: float) -> np.ndarray:
+    """Bits a nonzero costs in an entropy-coded sparse layer of this density: its value, and
+    its position, which for independent positions takes H(d) / d bits (binary entropy per
+    weight, over the nonzeros): cheap in a dense layer, ~log2(1/d) in a very sparse one."""
+    d = np.clip(np.asarray(density, dtype=np.float64), 1e-9, 1.0 - 1e-9)
+    return value_bits - (d * np.log2(d) + (1.0 - d) * np.log2(1.0 - d)) / d
+
+
+# The "bits" allocation keeps at least this share of the nonzeros uniform pruning would leave in
+# each layer: the cost of a position grows as a layer empties, and magnitude alone cannot tell
+# that an emptied layer cuts the network.
+MIN_DENSITY_SHARE = 0.25
+
+
+def zero_cheapest(mags: list[np.ndarray], k: int, value_bits: float, iters: int = 50) -> list[np.ndarray]:
+    """Masks (True = keep) zeroing exactly k weights, ranked by magnitude per stored bit.
+
+    Rate-aware global pruning: a weight is kept when |w| >= lambda * bits(its layer), the
+    Lagrangian of "least magnitude pruned for the bits stored". bits(layer) depends on the
+    layer's density after pruning (nonzero_bits), so the per-layer costs are found by fixed-point
+    iteration from plain magnitude ranking: nonzeros move to the layers where one is cheap to
+    store (dense ones). Each layer keeps its MIN_DENSITY_SHARE floor of largest weights."""
+    sizes = np.array([m.size for m in mags], dtype=np.float64)
+    keep_share = 1.0 - k / max(1.0, sizes.sum())
+    floors = np.minimum(np.ceil(MIN_DENSITY_SHARE * keep_share * sizes), sizes).astype(np.int64)
+    reserved = []
+    for m, f in zip(mags, floors):
+        r = np.zeros(m.size, dtype=bool)
+        r[np.argsort(-m.reshape(-1), kind="stable")[:f]] = True
+        reserved.append(r.reshape(m.shape))
+    cost = np.ones(len(mags))
+    kept = None
+    for _ in range(iters):
+        masks = zero_smallest([np.where(r, np.inf, m / c) for m, r, c in zip(mags, reserved, cost)], k)
+        nz = np.array([int(m.sum()) for m in masks])
+        if kept is not None and np.array_equal(nz, kept):
+            break
+        kept = nz
+        bits = nonzero_bits(np.maximum(nz, 1) / sizes, value_bits)
+        cost = bits / bits.mean()
+    return masks
+
+
+def allocate_zeros(mags: list[np.ndarray], k: int, options: PruneOptions) -> list[np.ndarray]:
+    """Masks zeroing exactly k of the pooled weights, by the allocation `options` asks for."""
+    if options.allocation == "bits" and len(mags) > 1:
+        return zero_cheapest(mags, k, options.value_bits)
+    if options.allocation not in ALLOCATIONS:
+        raise TinycError(f"--prune-allocation {options.allocation}: choose one of {', '.join(ALLOCATIONS)}")
+    return zero_smallest(mags, k)
+
+
+def _apply(g: Graph, pool: list[LayerInfo], s: float, options: PruneOptions | None = None) -> None:
+    """Zero exactly round(s * n) of the pool's n weights, the smallest |real value| first (per
+    stored bit with the "bits" allocation)."""
     mags = [_real_magnitude(g, l) for l in pool]
     n = sum(m.size for m in mags)
-    for l, keep in zip(pool, zero_smallest(mags, int(round(s * n)))):
+    for l, keep in zip(pool, allocate_zeros(mags, int(round(s * n)), options or PruneOptions())):
         t = g.tensors[l.weight]
         t.data = np.where(keep, t.data, _zero_value(t)).astype(np.int8)
 
@@ -188,7 +246,7 @@ def prune_int8(graph: Graph, options: PruneOptions) -> tuple[Graph, list[dict]]:
     targets = dict(own)
     if options.sparsity:
         s = check_fraction(options.sparsity, "--prune")
-        _apply(g, pool, s)
+        _apply(g, pool, s, options)
         targets.update({l.op_index: s for l in pool})
     for l in layers:
         if l.op_index in own:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyc.errors import TinycError
-from tinyc.passes.prune import PruneOptions, check_fraction, excluded_by_default, zero_smallest
+from tinyc.passes.prune import PruneOptions, allocate_zeros, check_fraction, excluded_by_default
 from tinyc.progress import Progress
 
 KERAS_PRUNABLE = ("Dense", "Conv2D", "DepthwiseConv2D")
@@ -70,21 +70,30 @@ def load_training_data(path, input_shape: tuple) -> tuple[np.ndarray, np.ndarray
     return x, y
 
 
-def _masks_for(weights: list[np.ndarray], groups: list[tuple[list[int], float]]) -> list[np.ndarray]:
-    """Masks zeroing exactly round(s * n) smallest |w| in each group of layer indices."""
+def _masks_for(weights: list[np.ndarray], groups: list[tuple[list[int], float]],
+               options: PruneOptions | None = None) -> list[np.ndarray]:
+    """Masks zeroing exactly round(s * n) smallest |w| in each group of layer indices (per
+    stored bit with the "bits" allocation)."""
     masks = [np.ones(w.shape, dtype=bool) for w in weights]
     for idx, s in groups:
         mags = [np.abs(weights[i]) for i in idx]
-        for i, keep in zip(idx, zero_smallest(mags, int(round(s * sum(m.size for m in mags))))):
+        k = int(round(s * sum(m.size for m in mags)))
+        for i, keep in zip(idx, allocate_zeros(mags, k, options or PruneOptions())):
             masks[i] = keep
     return masks
 
 
 @dataclass
 class DistillOptions:
-    """Knowledge distillation (Hinton et al. 2015) from the original float model."""
-    temperature: float = 4.0
-    alpha: float = 0.3         # weight of the hard-label cross-entropy; 1 - alpha on the soft targets
+    """Knowledge distillation (Hinton et al. 2015) from the original float model.
+
+    mixup: the soft-target term is taken on mixed inputs, lam * x_i + (1 - lam) * x_j of two
+    training samples, which the teacher labels in the same step ("function matching", Beyer et
+    al. 2022): on the training samples alone a teacher that fits them says little more than
+    their labels, between them it shows the student its whole function."""
+    temperature: float = 1.0   # function matching wants the teacher's probabilities as they are
+    alpha: float = 0.5         # weight of the hard-label cross-entropy; 1 - alpha on the soft targets
+    mixup: bool = True
 
 
 class Constraint:
@@ -135,6 +144,16 @@ def _logits(out, kind: str):
     return tf.math.log(tf.clip_by_value(out, 1e-12, 1.0)) if kind == "probs" else out   # log p = z + const
 
 
+def distillation_loss(ce, teacher_logits, student_logits, d: DistillOptions):
+    """Hinton's loss: alpha * CE(y, student) + (1 - alpha) * T^2 * KL(softmax(t / T) || softmax(s / T)).
+    The T^2 keeps the soft targets' gradients as large as the hard ones' whatever T is."""
+    import tensorflow as tf
+    T = float(d.temperature)
+    t = tf.nn.log_softmax(teacher_logits / T)
+    kl = tf.reduce_mean(tf.reduce_sum(tf.exp(t) * (t - tf.nn.log_softmax(student_logits / T)), axis=-1))
+    return d.alpha * ce + (1.0 - d.alpha) * T * T * kl
+
+
 def fine_tune(model, x: np.ndarray, y: np.ndarray, train: "TrainOptions", constraints: list[Constraint] = (),
               teacher=None, distill: DistillOptions | None = None, progress: Progress | None = None,
               stage: str = "fine-tune") -> dict:
@@ -145,39 +164,39 @@ def fine_tune(model, x: np.ndarray, y: np.ndarray, train: "TrainOptions", constr
     keras.utils.set_random_seed(train.seed)
     kind = output_kind(model)
     classes = is_classification(model, y)
+    d = distill or DistillOptions()
     if teacher is not None:
         check_distillable(model, y)
-        d = distill or DistillOptions()
-        t_logits = np.asarray(_logits(teacher.predict(x, batch_size=256, verbose=0), output_kind(teacher)),
-                              dtype=np.float32)
-    else:
-        t_logits = np.zeros((len(x), 1), np.float32)
+        t_kind = output_kind(teacher)
 
-    def loss_fn(yb, out, tb):
+    def hard_loss(yb, out):
         if not classes:
             return tf.reduce_mean(tf.square(tf.cast(yb, out.dtype) - out))
-        z = _logits(out, kind)
-        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(yb, tf.int32), logits=z))
-        if teacher is None:
-            return ce
-        T = float(d.temperature)
-        soft_t = tf.nn.softmax(tb / T)
-        kl = tf.reduce_mean(tf.reduce_sum(soft_t * (tf.nn.log_softmax(tb / T) - tf.nn.log_softmax(z / T)), axis=-1))
-        return d.alpha * ce + (1.0 - d.alpha) * T * T * kl
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(yb, tf.int32), logits=_logits(out, kind)))
 
     variables = list(model.trainable_variables)
 
     @tf.function
-    def grads_of(xb, yb, tb):
+    def grads_of(xb, yb, lam, pair):
         with tf.GradientTape() as tape:
             out = model(xb, training=True)
-            loss = loss_fn(yb, out, tb)
+            loss = hard_loss(yb, out)
+            if teacher is not None:
+                xs, z = xb, _logits(out, kind)
+                if d.mixup:   # the teacher labels the mixed inputs the student sees
+                    shape = tf.concat([tf.shape(lam), tf.ones(tf.rank(xb) - 1, tf.int32)], 0)
+                    mix = tf.reshape(lam, shape)
+                    xs = mix * xb + (1.0 - mix) * tf.gather(xb, pair)
+                    z = _logits(model(xs, training=True), kind)
+                loss = distillation_loss(loss, _logits(teacher(xs, training=False), t_kind), z, d)
             if model.losses:   # the model's own regularisers keep training as they did
                 loss = loss + tf.add_n(model.losses)
         return loss, tape.gradient(loss, variables)
 
     optimizer = keras.optimizers.Adam(train.learning_rate)
     rng = np.random.default_rng(train.seed)
+    mix_rng = np.random.default_rng(train.seed + 1)   # its own stream: the batches stay those of plain training
     order = rng.permutation(len(x))
     n_val = int(len(x) * train.validation_split)
     val, tr = order[:n_val], order[n_val:]
@@ -190,7 +209,9 @@ def fine_tune(model, x: np.ndarray, y: np.ndarray, train: "TrainOptions", constr
             idx = perm[b * train.batch_size:(b + 1) * train.batch_size]
             for c in constraints:
                 c.before_forward()
-            loss, grads = grads_of(tf.constant(x[idx]), tf.constant(y[idx]), tf.constant(t_logits[idx]))
+            lam = mix_rng.uniform(0.0, 1.0, len(idx)).astype(np.float32)   # mixup weights (distillation)
+            loss, grads = grads_of(tf.constant(x[idx]), tf.constant(y[idx]), tf.constant(lam),
+                                   tf.constant(mix_rng.permutation(len(idx))))
             for c in constraints:
                 c.after_gradient()
             pairs = []
@@ -223,9 +244,10 @@ class GradualPruning(Constraint):
     `ramp` share of the steps, re-applied after every step, then fixed."""
 
     def __init__(self, layers, final: list[tuple[list[int], float]], train: "TrainOptions", model,
-                 steps_per_epoch: int):
+                 steps_per_epoch: int, options: PruneOptions | None = None):
         import keras
         self.keras, self.layers, self.final, self.model = keras, layers, final, model
+        self.options = options or PruneOptions()
         self.masks = [np.ones(tuple(l.kernel.shape), dtype=bool) for l in layers]
         self.by_var = {}
         self.rewind, self.checkpoint, self.rewound = train.rewind, None, False
@@ -252,7 +274,7 @@ class GradualPruning(Constraint):
             self.checkpoint = [w.copy() for w in self.model.get_weights()]
         if step <= ramp_end and (step % every == 0 or step == ramp_end):
             frac = 1.0 - (1.0 - min(1.0, step / ramp_end)) ** 3
-            self.masks = _masks_for(self.kernels(), [(idx, s * frac) for idx, s in self.final])
+            self.masks = _masks_for(self.kernels(), [(idx, s * frac) for idx, s in self.final], self.options)
         self.apply()
         if self.rewind and step == ramp_end and not self.rewound and self.checkpoint is not None:
             self.model.set_weights(self.checkpoint)   # lottery ticket: survivors restart early
@@ -260,7 +282,7 @@ class GradualPruning(Constraint):
             self.rewound = True
 
     def finish(self):
-        self.masks = _masks_for(self.kernels(), self.final)   # exactly the requested sparsity
+        self.masks = _masks_for(self.kernels(), self.final, self.options)   # exactly the requested sparsity
         self.apply()
 
     def describe(self):
@@ -310,7 +332,7 @@ def prune_keras(model, x: np.ndarray, y: np.ndarray, options: PruneOptions, trai
     if options.sparsity:
         final.append((pool, check_fraction(options.sparsity, "--prune")))
     n_train = len(x) - int(len(x) * train.validation_split)
-    pruning = GradualPruning(layers, final, train, model, max(1, -(-n_train // train.batch_size)))
+    pruning = GradualPruning(layers, final, train, model, max(1, -(-n_train // train.batch_size)), options)
     fine_tune(model, x, y, train, [pruning, *extra], teacher=teacher, distill=distill, progress=progress, stage="pruning")
     pruning.finish()
     rows = []

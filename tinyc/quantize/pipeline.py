@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tinyc.errors import TinycError
@@ -87,7 +87,8 @@ def compress_keras(path, c: KerasCompression, progress: Progress | None = None) 
             entry["fine_tune"] = fine_tune(model, x, y, c.training, [], teacher, c.distill, progress, "low-rank")
         stages.append(entry)
     if x is not None and (c.prune.sparsity or c.prune.per_layer):
-        model, rows = prune_keras(model, x, y, c.prune, c.training, progress, teacher, c.distill)
+        prune = replace(c.prune, value_bits=c.cluster.value_bits(c.prune.value_bits))
+        model, rows = prune_keras(model, x, y, prune, c.training, progress, teacher, c.distill)
         stages.append({"stage": "prune", "layers": rows})
         sections["keras_pruning"] = rows
     kept = []
@@ -96,12 +97,13 @@ def compress_keras(path, c: KerasCompression, progress: Progress | None = None) 
         stages.append({"stage": "cluster", "layers": rows})
         kept = [shared]
     if c.qat:
-        metrics = qat_keras(model, x, y, c.training, c.per_tensor, progress, teacher, c.distill,
-                            extra=[KeepZeros(keras_layers(model)), *kept])
-        stages.append({"stage": "qat", "per_tensor": c.per_tensor, "fine_tune": metrics})
+        result = qat_keras(model, x, y, c.training, c.per_tensor, progress, teacher, c.distill,
+                           extra=[KeepZeros(keras_layers(model)), *kept])
+        stages.append({"stage": "qat", "per_tensor": c.per_tensor, **result})
     sections["keras_compression"] = {
         "float_params": float_params, "params_after": int(model.count_params()), "stages": stages,
-        "distill": None if c.distill is None else {"temperature": c.distill.temperature, "alpha": c.distill.alpha}}
+        "distill": None if c.distill is None else {"temperature": c.distill.temperature, "alpha": c.distill.alpha,
+                                                    "mixup": c.distill.mixup}}
     tmp = Path(tempfile.mkdtemp(prefix="tinyc-keras-"))
     try:
         out = tmp / (Path(path).stem + "_compressed.keras")

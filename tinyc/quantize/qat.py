@@ -7,6 +7,8 @@ Weights: symmetric int8 (-127..127), per channel or per tensor as the converter 
 (tf.quantization.fake_quant_with_min_max_vars[_per_channel], narrow range). A kernel followed
 by BatchNormalization is fake-quantized as the converter will fold it, w * gamma/sqrt(var+eps)
 per output channel; batch norms are frozen (their statistics are what gets folded).
+Before fine-tuning, cross-layer equalisation (tinyc/quantize/equalize.py) evens out the channel
+ranges that per-tensor scales serve badly; the float function is unchanged.
 Activations: every layer output the converter keeps as a tensor (not one a following batch
 norm or activation layer is fused into) passes through an 8-bit fake quantizer whose range
 follows the batch min/max by exponential moving average.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.progress import Progress
+from tinyc.quantize.equalize import equalise
 from tinyc.quantize.finetune import Constraint, DistillOptions, TrainOptions, fine_tune, keras_layers
 
 FUSED_AFTER = ("BatchNormalization", "ReLU", "Activation")   # folded into the layer before them
@@ -157,14 +160,19 @@ class FakeQuantActivations:
 def qat_keras(model, x: np.ndarray, y: np.ndarray, train: TrainOptions, per_tensor: bool,
               progress: Progress | None = None, teacher=None, distill: DistillOptions | None = None,
               extra: list[Constraint] = ()) -> dict:
-    """Fine-tune `model` in place with fake-quantized weights and activations."""
+    """Equalise the model's channel ranges (tinyc.quantize.equalize), then fine-tune it in place
+    with fake-quantized weights and activations. Returns the last epoch's metrics and the
+    equalised layer pairs."""
+    layers = _all_layers(model)
+    equalised = equalise(layers, _consumers(layers))
     for l in _all_layers(model):
         if type(l).__name__ == "BatchNormalization":
             l.trainable = False   # frozen: its statistics are what the converter folds
     acts = FakeQuantActivations(model)
     try:
         # the float kernel must be trained after the fake-quant swap is undone: put it last
-        return fine_tune(model, x, y, train, [FakeQuantWeights(model, per_tensor), *extra], teacher=teacher,
-                         distill=distill, progress=progress, stage="qat")
+        metrics = fine_tune(model, x, y, train, [FakeQuantWeights(model, per_tensor), *extra], teacher=teacher,
+                            distill=distill, progress=progress, stage="qat")
+        return {"fine_tune": metrics, "equalised": equalised}
     finally:
         acts.remove()

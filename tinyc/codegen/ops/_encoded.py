@@ -42,6 +42,23 @@ def encode_weights(graph, op, enc: dict) -> E.Encoded:
     return E.encode(flat, enc["kind"], enc.get("gap_bits") or None)
 
 
+def encoded_bias(graph, op, ctx) -> dict:
+    """The bias fields of an encoded layer: {"bias": int32 array, "bias16": None}, or the other
+    way round when every bias value fits in int16 (then stored in half the bytes; the kernel
+    adds the same int32 value). A bias another op also reads stays int32 (one shared array)."""
+    if len(op.inputs) <= 2 or op.inputs[2] < 0:
+        return {"bias": None, "bias16": None}
+    t = op.inputs[2]
+    b = graph.tensors[t]
+    data = np.asarray(b.data).reshape(-1) if b.is_const and b.data is not None else None
+    alone = len(graph.consumers().get(t, [])) == 1 and t not in graph.outputs
+    if data is None or not alone or b.dtype != "int32" or data.size == 0 \
+            or data.min() < np.iinfo(np.int16).min or data.max() > np.iinfo(np.int16).max:
+        return {"bias": ctx.ptr(t, "bias"), "bias16": None}
+    return {"bias": None, "bias16": ctx.const("bias16", data.astype(np.int16), "int16_t",
+                                              "int32 bias values, each within int16")}
+
+
 def lut_bytes(e: E.Encoded) -> int:
     """Scratch bytes of the Huffman lookup tables the decoder builds."""
     return sum(2 << t.lut_bits() for t in (e.value_table, e.gap_table) if t is not None)

@@ -41,7 +41,8 @@ from tinyc.codegen import gemm_layout
 from tinyc.codegen.ops import InPlace, Lowered, checker, register, simd
 from tinyc.codegen.ops._gemm import folded_quant, gemm_filter
 from tinyc.codegen.ops._common import label as _label, raster_min_gap
-from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
+from tinyc.codegen.ops._encoded import (DECODER_KERNEL, encode_weights, encoded_bias, encoded_filter, lut_bytes,
+                                        weight_encoding)
 from tinyc.quant_math import activation_range_s8, conv_output_multipliers
 
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -344,7 +345,7 @@ def _lower_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g: dict, not
     filter_fields, enc_notes = encoded_filter(ctx, e)
     filter_size = int(np.prod(w.shape[1:]))
     lut = lut_bytes(e)
-    fields.update(filter=filter_fields, bias=_bias(graph, op, ctx), lut_bytes=lut)
+    fields.update(filter=filter_fields, **encoded_bias(graph, op, ctx), lut_bytes=lut)
     # scratch: Huffman tables (uint16), packed taps (int32), the decoded filter
     scratch = ctx.scratch(lut + 4 * filter_size + filter_size)
     params = ctx.params("tinyc_conv_2d_encoded_params_s8", fields)
@@ -493,7 +494,7 @@ def _lower_depthwise_conv_2d_encoded(graph, op, ctx, enc: dict, fields: dict, g:
     filter_fields, enc_notes = encoded_filter(ctx, e)
     taps = g["filter_h"] * g["filter_w"]
     lut = lut_bytes(e)
-    fields.update(filter=filter_fields, bias=_bias(graph, op, ctx), lut_bytes=lut)
+    fields.update(filter=filter_fields, **encoded_bias(graph, op, ctx), lut_bytes=lut)
     scratch = ctx.scratch(lut + 4 * taps + taps)
     params = ctx.params("tinyc_depthwise_conv_2d_encoded_params_s8", fields)
     call = (f"tinyc_depthwise_conv_2d_encoded_s8({params}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])}, "

@@ -8,7 +8,8 @@ from tinyc.errors import UnsupportedError
 from tinyc.codegen import gemm_layout
 from tinyc.codegen.ops import Lowered, checker, register
 from tinyc.codegen.ops._gemm import folded_quant, gemm_filter
-from tinyc.codegen.ops._encoded import DECODER_KERNEL, encode_weights, encoded_filter, lut_bytes, weight_encoding
+from tinyc.codegen.ops._encoded import (DECODER_KERNEL, encode_weights, encoded_bias, encoded_filter, lut_bytes,
+                                        weight_encoding)
 from tinyc.quant_math import activation_range_s8, conv_output_multipliers
 
 
@@ -99,7 +100,7 @@ def _lower_fully_connected_encoded(graph, op, ctx, enc: dict, fields: dict) -> L
     e = encode_weights(graph, op, enc)  # refuses nonzero weight zero points: filter_offset is 0
     filter_fields, notes = encoded_filter(ctx, e)
     lut = lut_bytes(e)
-    fields.update(filter=filter_fields, bias=_bias(op, ctx), lut_bytes=lut)
+    fields.update(filter=filter_fields, **encoded_bias(graph, op, ctx), lut_bytes=lut)
     dims = fields["dims"]
     huffman = e.kind == "huffman"
     # scratch: lookup tables, then one decoded row (Huffman) or one int32 sum per row (sparse)
