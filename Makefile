@@ -11,7 +11,7 @@ DEMO_OUT := out/demo
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup apt venv test test-models test-corpus test-corpus-mps2 demo bench bench-arena bench-compression bench-distill bench-speed bench-speed-vector clean
+.PHONY: setup apt venv test test-models test-stress test-corpus test-corpus-mps2 demo bench bench-arena bench-compression bench-distill bench-speed bench-speed-vector clean
 
 setup: apt $(STAMP)
 
@@ -36,6 +36,12 @@ test: setup
 # keras.applications models (MobileNetV2, MobileNetV3Small) from .keras to bit-exact C: minutes.
 test-models: setup
 	$(PY) -m pytest -q -m models tests/test_keras_apps.py
+
+# The link through injected noise over hundreds of samples, and every MLPerf model at every
+# level on every emulated Cortex-M board (make test runs a part of each).
+test-stress: setup
+	TINYC_ALL_BOARD_MODELS=1 $(PY) -m pytest -q -m stress tests/test_firmware_qemu.py tests/test_link.py
+	TINYC_ALL_BOARD_MODELS=1 $(PY) -m pytest -q tests/test_speed_kernels.py
 
 # TFLM's 141 example and integration-test models (make test checks a sample of them).
 test-corpus: setup

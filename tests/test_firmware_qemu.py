@@ -157,6 +157,7 @@ def test_wrong_model_in_qemu_is_refused_with_both_hashes(models):
     assert real in str(exc.value) and "feedfacefeedface" in str(exc.value)
 
 
+@pytest.mark.stress
 def test_noisy_relay_200_samples_all_accounted_for(models, tmp_path):
     """Garbage bursts and 1% dropped frames both ways, 200 samples: all bit-exact, each
     reported once."""

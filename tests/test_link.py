@@ -221,6 +221,7 @@ def test_scripted_fault_is_survived(ad01, reference, direction, kind):
         assert s.link_stats["retries"] == s.link.retransmits
 
 
+@pytest.mark.stress
 def test_random_noise_many_samples(ad01, reference):
     faults = Faults(garbage_burst=0.2, drop_frame=0.02, drop_byte=0.02, corrupt=0.02)
     xs = _inputs(100, 3)

@@ -89,6 +89,21 @@ def test_bits_allocation_is_exact_and_stores_fewer_bits():
         assert m[~keep].max() <= m[keep].min()
 
 
+def test_global_magnitude_pruning_never_empties_a_layer(mlperf_dir):
+    """ad01's first layer has the smallest int8-dequantized weights of its five: ranked across
+    layers by magnitude alone, --prune 0.5 zeroed all of it (and was refused). Each pooled layer
+    now keeps at least a quarter of what uniform pruning would leave it; the total stays exact."""
+    g = load_tflite(mlperf_dir / "ad01_int8.tflite")
+    pruned, rows = prune_int8(g, PruneOptions(sparsity=0.5, exclude_first_last=False))
+    pooled = [r for r in rows if r["target"] == 0.5]
+    assert len(pooled) == len(weight_layers(g))
+    total = sum(r["params"] for r in pooled)
+    zeros, already = sum(r["zeros"] for r in pooled), sum(r["zeros_before"] for r in pooled)
+    assert round(0.5 * total) <= zeros <= round(0.5 * total) + already   # k zeroed; old zeros may be kept ones
+    for r in pooled:
+        assert r["params"] - r["zeros"] >= np.ceil(0.25 * 0.5 * r["params"]), r
+
+
 def test_bits_allocation_on_int8_graph_and_cli(conv_model, tmp_path):
     g = load_tflite(conv_model)
     layers = weight_layers(g)

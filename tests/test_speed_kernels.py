@@ -4,6 +4,8 @@ rest of the suite: op tests, random models, compressed weights, MLPerf on host a
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import MLPERF_INT8_MODELS
@@ -28,11 +30,15 @@ def test_mlperf_levels_generated_for_the_m4_bit_exact_on_host(model, optimize, m
     assert ("TINYC_NOINLINE" in model_c) == (optimize != "size")
 
 
-@pytest.mark.parametrize("board_name,optimize", [
-    ("mps2-an386", "speed"), ("mps2-an500", "balanced"), ("mps2-an500", "speed"),
-    ("mps3-an547", "balanced"), ("mps3-an547", "speed"),
-])
-@pytest.mark.parametrize("model", BOARD_MODELS)
+# The M7 and M55 run the M4's DSP-extension kernels: `make test` checks them there on one FC and
+# one CONV/DEPTHWISE model, `make test-stress` (TINYC_ALL_BOARD_MODELS=1) on all five.
+OTHER_BOARD_MODELS = BOARD_MODELS if os.environ.get("TINYC_ALL_BOARD_MODELS") else ["ad01_int8", "kws_ref_model"]
+BOARD_CASES = [(m, "mps2-an386", "speed") for m in BOARD_MODELS] + [
+    (m, board, level) for board in ("mps2-an500", "mps3-an547") for level in ("balanced", "speed")
+    for m in OTHER_BOARD_MODELS]
+
+
+@pytest.mark.parametrize("model,board_name,optimize", BOARD_CASES)
 def test_mlperf_levels_bit_exact_on_cortex_m(model, board_name, optimize, mlperf_dir, tmp_path):
     board = load_board(board_name)
     out = tmp_path / "out"

@@ -175,10 +175,25 @@ def nonzero_bits(density: np.ndarray, value_bits: float) -> np.ndarray:
     return value_bits - (d * np.log2(d) + (1.0 - d) * np.log2(1.0 - d)) / d
 
 
-# The "bits" allocation keeps at least this share of the nonzeros uniform pruning would leave in
-# each layer: the cost of a position grows as a layer empties, and magnitude alone cannot tell
-# that an emptied layer cuts the network.
+# Global pruning (either allocation) keeps in each pooled layer at least this share of the
+# nonzeros uniform pruning would leave it: magnitude ranks weights across layers whose scales
+# differ, and alone it cannot tell that an emptied layer cuts the network (global --prune 0.5
+# emptied ad01's first layer).
 MIN_DENSITY_SHARE = 0.25
+
+
+def reserved_largest(mags: list[np.ndarray], k: int) -> list[np.ndarray]:
+    """Per layer, the MIN_DENSITY_SHARE floor of its largest weights (True = never pruned)
+    when k of the pooled weights are zeroed."""
+    sizes = np.array([m.size for m in mags], dtype=np.float64)
+    keep_share = 1.0 - k / max(1.0, sizes.sum())
+    floors = np.minimum(np.ceil(MIN_DENSITY_SHARE * keep_share * sizes), sizes).astype(np.int64)
+    reserved = []
+    for m, f in zip(mags, floors):
+        r = np.zeros(m.size, dtype=bool)
+        r[np.argsort(-m.reshape(-1), kind="stable")[:f]] = True
+        reserved.append(r.reshape(m.shape))
+    return reserved
 
 
 def zero_cheapest(mags: list[np.ndarray], k: int, value_bits: float, iters: int = 50) -> list[np.ndarray]:
@@ -190,13 +205,7 @@ def zero_cheapest(mags: list[np.ndarray], k: int, value_bits: float, iters: int 
     iteration from plain magnitude ranking: nonzeros move to the layers where one is cheap to
     store (dense ones). Each layer keeps its MIN_DENSITY_SHARE floor of largest weights."""
     sizes = np.array([m.size for m in mags], dtype=np.float64)
-    keep_share = 1.0 - k / max(1.0, sizes.sum())
-    floors = np.minimum(np.ceil(MIN_DENSITY_SHARE * keep_share * sizes), sizes).astype(np.int64)
-    reserved = []
-    for m, f in zip(mags, floors):
-        r = np.zeros(m.size, dtype=bool)
-        r[np.argsort(-m.reshape(-1), kind="stable")[:f]] = True
-        reserved.append(r.reshape(m.shape))
+    reserved = reserved_largest(mags, k)
     cost = np.ones(len(mags))
     kept = None
     for _ in range(iters):
@@ -216,6 +225,8 @@ def allocate_zeros(mags: list[np.ndarray], k: int, options: PruneOptions) -> lis
         return zero_cheapest(mags, k, options.value_bits)
     if options.allocation not in ALLOCATIONS:
         raise TinycError(f"--prune-allocation {options.allocation}: choose one of {', '.join(ALLOCATIONS)}")
+    if len(mags) > 1:
+        return zero_smallest([np.where(r, np.inf, m) for m, r in zip(mags, reserved_largest(mags, k))], k)
     return zero_smallest(mags, k)
 
 
