@@ -8,16 +8,14 @@ ends the process with SIGABRT and no message. `run_isolated(fn, *args, what=...)
 about half a second) and returns its result; the child's own output goes to a log whose
 last line, if any, is quoted when it dies.
 
-The child is a plain `python -m tinyc.isolated` (not multiprocessing's spawn, which
-re-runs the caller's main script and so breaks scripts without a main guard); the call
-and its result travel as pickles, the result through a file so that native chatter on the
-child's stdout cannot corrupt it.
-
-`Worker(who)` is the same idea for a child whose imports are dear (TensorFlow's converter:
-3-5 s to import): one child answers calls one after another over a socket pair (native
-chatter still goes to its log, not the socket), streams `progress(stage, done, total)`
-back while it works, and is started again after it dies, so one model that crashes the
-converter costs that model only.
+The child is a plain `python -m tinyc.isolated --serve FD` (not multiprocessing's spawn,
+which re-runs the caller's main script and so breaks scripts without a main guard), a
+`Worker`: calls and results travel as pickles over a socket pair, so native chatter on the
+child's stdout (sent to its log) cannot corrupt them. `run_isolated` is a Worker for one
+call; a Worker kept open serves a child whose imports are dear (TensorFlow's converter:
+3-5 s to import) call after call, streams `progress(stage, done, total)` back while it
+works, and is started again after it dies, so one model that crashes the converter costs
+that model only.
 """
 
 from __future__ import annotations
@@ -58,23 +56,11 @@ def run_isolated(fn, *args, what: str, hint: str | Callable[[], str] = "", **kwa
     A TinycError raised in the child is raised again here; a child killed by a signal or
     exiting without a result becomes a TinycError naming `what` it was doing, the signal
     and `hint` (what the user can do; a callable is asked only then)."""
-    with tempfile.TemporaryDirectory(prefix="tinyc-child-") as tmp:
-        call, result, log = Path(tmp) / "call.pkl", Path(tmp) / "result.pkl", Path(tmp) / "log.txt"
-        call.write_bytes(pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL))
-        with log.open("wb") as log_fh:
-            proc = subprocess.Popen([sys.executable, "-m", "tinyc.isolated", str(call), str(result)],
-                                    stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
-                                    env=_child_env())
-            try:
-                code = proc.wait()
-            except BaseException:   # interrupted: the child goes with us
-                proc.kill()
-                proc.wait()
-                raise
-        if code == 0 and result.is_file():
-            kind, value = pickle.loads(result.read_bytes())
-            return _answer(kind, value, what)
-        raise _died("LiteRT", code, log, what, hint)
+    worker = Worker("LiteRT")      # one child for this call alone
+    try:
+        return worker.call(fn, *args, what=what, hint=hint, **kwargs)
+    finally:
+        worker.close()
 
 
 def _died(who: str, code: int, log: Path, what: str, hint: str | Callable[[], str]) -> TinycError:
@@ -205,16 +191,5 @@ def _serve(fd: int) -> None:
             conn.send(("error", f"the result of {getattr(fn, '__name__', fn)} cannot be sent back: {exc}"))
 
 
-def _main(call_path: str, result_path: str) -> None:
-    fn, args, kwargs = pickle.loads(Path(call_path).read_bytes())
-    out = _call(fn, args, kwargs)
-    tmp = Path(result_path + ".tmp")
-    tmp.write_bytes(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
-    tmp.replace(result_path)
-
-
 if __name__ == "__main__":
-    if sys.argv[1] == "--serve":
-        _serve(int(sys.argv[2]))
-    else:
-        _main(sys.argv[1], sys.argv[2])
+    _serve(int(sys.argv[2]))   # python -m tinyc.isolated --serve FD

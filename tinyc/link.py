@@ -414,9 +414,13 @@ class Link:
         """Read (without waiting) what the board has sent so far into `pending`."""
         waiting = getattr(self.stream, "in_waiting", 0) or 0
         if waiting:
-            self.pending.extend(self.reader.feed(self.stream.read(waiting)))
-            self.stats.resyncs = self.reader.dropped
-            self.stats.crc_errors = self.reader.crc_errors
+            self._take(self.stream.read(waiting))
+
+    def _take(self, data: bytes) -> None:
+        """Feed bytes from the board to the frame reader; its frames join `pending`."""
+        self.pending.extend(self.reader.feed(data))
+        self.stats.resyncs = self.reader.dropped
+        self.stats.crc_errors = self.reader.crc_errors
 
     def _read_some(self, deadline: float) -> bytes:
         left = deadline - time.monotonic()
@@ -442,9 +446,7 @@ class Link:
                     self.alive()
                 raise TinycError(f"lost the link on {self.name}: {exc}") from None
             if data:
-                self.pending.extend(self.reader.feed(data))
-                self.stats.resyncs = self.reader.dropped
-                self.stats.crc_errors = self.reader.crc_errors
+                self._take(data)
             elif self.alive is not None:
                 self.alive()
 

@@ -29,7 +29,7 @@ from tinyc.reference import abort_hint
 from tinyc.progress import Progress, report as report_progress
 from tinyc.quantize import float_tflite as ft
 from tinyc.quantize import keras as kf
-from tinyc.quantize.float_islands import close_float_islands, has_float_island
+from tinyc.quantize.float_islands import close_float_islands
 from tinyc.quantize.calibration import check_samples, load_samples, random_samples
 from tinyc.quantize.precision import PrecisionOptions, apply_precision
 from tinyc.quantize.sqnr import layer_report
@@ -240,6 +240,5 @@ def _without_float_islands(quantized: bytes) -> bytes:
     """The quantizer's output, with any float island around a movement op made int8
     (tinyc.quantize.float_islands); the bytes unchanged when there is none."""
     graph = tflite_to_graph(quantized, "quantized model")
-    if not has_float_island(graph):
-        return quantized
-    return graph_to_tflite(close_float_islands(graph))
+    closed = close_float_islands(graph)
+    return quantized if closed is graph else graph_to_tflite(closed)
