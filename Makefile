@@ -38,7 +38,7 @@ test-models: setup
 	$(PY) -m pytest -q -m models tests/test_keras_apps.py
 
 # The link through injected noise over hundreds of samples, and every MLPerf model at every
-# level on every emulated Cortex-M board (make test runs a part of each).
+# level, and every weight encoding, on every emulated Cortex-M board (make test runs a part of each).
 test-stress: setup
 	TINYC_ALL_BOARD_MODELS=1 $(PY) -m pytest -q -m stress tests/test_firmware_qemu.py tests/test_link.py
 	TINYC_ALL_BOARD_MODELS=1 $(PY) -m pytest -q tests/test_speed_kernels.py

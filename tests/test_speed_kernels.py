@@ -31,7 +31,8 @@ def test_mlperf_levels_generated_for_the_m4_bit_exact_on_host(model, optimize, m
 
 
 # The M7 and M55 run the M4's DSP-extension kernels: `make test` checks them there on one FC and
-# one CONV/DEPTHWISE model, `make test-stress` (TINYC_ALL_BOARD_MODELS=1) on all five.
+# one CONV/DEPTHWISE model, `make test-stress` (TINYC_ALL_BOARD_MODELS=1) on all five, and
+# every level with every weight encoding there too.
 OTHER_BOARD_MODELS = BOARD_MODELS if os.environ.get("TINYC_ALL_BOARD_MODELS") else ["ad01_int8", "kws_ref_model"]
 BOARD_CASES = [(m, "mps2-an386", "speed") for m in BOARD_MODELS] + [
     (m, board, level) for board in ("mps2-an500", "mps3-an547") for level in ("balanced", "speed")
@@ -52,13 +53,16 @@ def test_mlperf_levels_bit_exact_on_cortex_m(model, board_name, optimize, mlperf
 
 @pytest.mark.parametrize("weights", ["raw", "sparse", "huffman"])
 @pytest.mark.parametrize("optimize", ["balanced", "speed", "size"])
-def test_levels_and_weight_encodings_bit_exact_on_mps2_an386(optimize, weights, mlperf_dir, tmp_path):
-    """Every level with every weight encoding (pruned by half, so sparse pays) on the emulated
-    Cortex-M4: encoded layers take the decoding kernels, the rest the level's kernels."""
+@pytest.mark.parametrize("board_name", ["mps2-an386"] + (["mps2-an500", "mps3-an547"]
+                                                         if os.environ.get("TINYC_ALL_BOARD_MODELS") else []))
+def test_levels_and_weight_encodings_bit_exact_on_cortex_m(board_name, optimize, weights, mlperf_dir, tmp_path):
+    """Every level with every weight encoding (pruned by 30 %, so sparse pays) on the emulated
+    Cortex-M4 (and, in make test-stress, the M7 and M55): encoded layers take the decoding
+    kernels, the rest the level's kernels."""
     from tinyc.passes.compress import CompressOptions
     from tinyc.passes.prune import PruneOptions
 
-    board = load_board("mps2-an386")
+    board = load_board(board_name)
     out = tmp_path / "out"
     compress = CompressOptions(PruneOptions(sparsity=0.3), weights)
     convert(mlperf_dir / "kws_ref_model.tflite", out,
